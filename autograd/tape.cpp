@@ -1,0 +1,200 @@
+#include "autograd/tape.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <xtensor/xbuilder.hpp>
+
+namespace tapegrad {
+
+namespace {
+
+thread_local bool tl_grad_enabled = true;
+
+struct Tape {
+  std::vector<Entry> entries;    // ordered by id (= creation order)
+  std::uint64_t next_id = 1;     // 0 means "leaf"
+  std::uint64_t next_stamp = 1;  // one per backward pass
+  std::size_t sweep_at = 1024;   // sweep unreachable entries when the tape grows past this
+
+  // Drops entries whose output nobody can reach. Going from the newest entry to the oldest matters:
+  // dropping an entry releases its inputs, which may leave an older entry's output unreachable too.
+  void sweep() {
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+      if (it->output.expired()) {
+        it->inputs.clear();
+        it->backward = nullptr;
+      }
+    }
+    entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                 [](const Entry& e) { return e.output.expired(); }),
+                  entries.end());
+    sweep_at = std::max<std::size_t>(1024, 2 * entries.size());
+  }
+};
+
+Tape& tape() {
+  thread_local Tape t;
+  return t;
+}
+
+}  // namespace
+
+bool grad_enabled() {
+  return tl_grad_enabled;
+}
+
+NoGradGuard::NoGradGuard() : previous_(tl_grad_enabled) {
+  tl_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  tl_grad_enabled = previous_;
+}
+
+std::size_t tape_size() {
+  return tape().entries.size();
+}
+
+void clear_tape() {
+  Tape& tp = tape();
+  for (auto it = tp.entries.rbegin(); it != tp.entries.rend(); ++it) {
+    if (auto out = it->output.lock()) out->graph_freed = true;
+  }
+  tp.entries.clear();
+}
+
+template <class T>
+Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
+                 std::function<void(const Node<T>& out)> backward) {
+  Tensor<T> out(std::move(value));
+  if (!needs_record(inputs)) return out;
+
+  Tape& tp = tape();
+  if (tp.entries.size() >= tp.sweep_at) tp.sweep();
+
+  Entry e;
+  e.id = tp.next_id++;
+  e.op = op;
+  e.output = out.node_ptr();
+  e.inputs.reserve(inputs.size());
+  for (const auto& t : inputs) e.inputs.push_back(t.node_ptr());
+  e.backward = [fn = std::move(backward)](NodeBase& o) { fn(static_cast<const Node<T>&>(o)); };
+
+  Node<T>& n = out.node();
+  n.requires_grad = true;
+  n.entry_id = e.id;
+  n.tape = &tp;
+  tp.entries.push_back(std::move(e));
+  return out;
+}
+
+template <class T>
+void accumulate_grad(const Tensor<T>& t, xt::xarray<T>&& g, const std::string& op) {
+  Node<T>& n = t.node();
+  if (!n.requires_grad) return;
+  if (!std::equal(g.shape().begin(), g.shape().end(), n.value.shape().begin(),
+                  n.value.shape().end()))
+    throw std::logic_error("backward of " + op + " produced a gradient of shape " +
+                           shape_str(to_shape(g.shape())) + " for an input of shape " +
+                           shape_str(to_shape(n.value.shape())));
+  if (n.grad_defined) {
+    n.grad += g;
+  } else {
+    n.grad = std::move(g);
+    n.grad_defined = true;
+  }
+}
+
+template <class T>
+void backward(const Tensor<T>& loss, const xt::xarray<T>* grad, bool retain_graph) {
+  Node<T>& ln = loss.node();
+  if (!ln.requires_grad)
+    throw std::logic_error("backward: " + describe(loss) +
+                           " does not require grad (no input of its graph requires grad, or it was "
+                           "made under NoGradGuard)");
+  xt::xarray<T> seed;
+  if (grad) {
+    if (!std::equal(grad->shape().begin(), grad->shape().end(), ln.value.shape().begin(),
+                    ln.value.shape().end()))
+      throw std::invalid_argument("backward: gradient of shape " +
+                                  shape_str(to_shape(grad->shape())) + " for a tensor of shape " +
+                                  shape_str(loss.shape()));
+    seed = *grad;
+  } else {
+    if (ln.value.size() != 1)
+      throw std::invalid_argument(
+          "backward: " + describe(loss) +
+          " is not a scalar; pass the gradient d(loss)/d(output) explicitly");
+    seed = xt::ones_like(ln.value);
+  }
+
+  if (ln.entry_id == 0) {  // a leaf: its gradient is the seed itself
+    accumulate_grad(loss, std::move(seed), "backward");
+    return;
+  }
+  Tape& tp = tape();
+  if (ln.tape != &tp)
+    throw std::logic_error("backward: " + describe(loss) +
+                           " was recorded on another thread's tape; call backward on that thread");
+  if (ln.graph_freed)
+    throw std::logic_error(
+        "backward: trying to backward through the graph a second time (its "
+        "entries were freed by the first backward); pass retain_graph=true to the "
+        "first call if you need to");
+
+  auto pos = std::lower_bound(tp.entries.begin(), tp.entries.end(), ln.entry_id,
+                              [](const Entry& e, std::uint64_t id) { return e.id < id; });
+  if (pos == tp.entries.end() || pos->id != ln.entry_id)
+    throw std::logic_error("backward: the graph of " + describe(loss) +
+                           " is no longer on the tape (clear_tape() was called?)");
+
+  const std::uint64_t stamp = tp.next_stamp++;
+  ln.backward_stamp = stamp;
+  accumulate_grad(loss, std::move(seed), "backward");
+
+  // Reverse walk. `ran` remembers which entries belong to this loss's graph, to free them after.
+  const std::size_t last = static_cast<std::size_t>(pos - tp.entries.begin());
+  std::vector<std::size_t> ran;
+  for (std::size_t i = last + 1; i-- > 0;) {
+    Entry& e = tp.entries[i];
+    std::shared_ptr<NodeBase> out = e.output.lock();
+    if (!out || out->backward_stamp != stamp) continue;  // not on a path to the loss
+    ran.push_back(i);
+    for (auto& in : e.inputs) {
+      if (!in->requires_grad) continue;
+      if (in->entry_id != 0 && in->graph_freed)
+        throw std::logic_error(
+            "backward: " + e.op +
+            " uses a tensor whose graph was already freed by an earlier backward "
+            "(backward through the graph a second time); use retain_graph=true "
+            "on the first call");
+      in->backward_stamp = stamp;
+    }
+    if (out->has_grad()) e.backward(*out);
+    if (!out->retains_grad) out->release_grad();  // a non-leaf's grad is only needed until here
+  }
+
+  if (!retain_graph) {
+    for (std::size_t i : ran) {
+      Entry& e = tp.entries[i];
+      if (auto out = e.output.lock()) out->graph_freed = true;
+      e.inputs.clear();
+      e.backward = nullptr;
+      e.output.reset();
+    }
+    tp.entries.erase(std::remove_if(tp.entries.begin(), tp.entries.end(),
+                                    [](const Entry& e) { return e.output.expired(); }),
+                     tp.entries.end());
+  }
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                  \
+  template Tensor<T> record<T>(const std::string&, xt::xarray<T>, const std::vector<Tensor<T>>&, \
+                               std::function<void(const Node<T>&)>);                             \
+  template void accumulate_grad<T>(const Tensor<T>&, xt::xarray<T>&&, const std::string&);       \
+  template void backward<T>(const Tensor<T>&, const xt::xarray<T>*, bool);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace tapegrad

@@ -1,0 +1,155 @@
+// The tensor handle and the node it points to.
+//
+// A Tensor<T> is a cheap handle (one shared_ptr) to a Node<T>, which owns
+//   value          xt::xarray<T>, row-major
+//   grad           xt::xarray<T> of the same shape, defined only after a backward pass reached it
+//   requires_grad  whether backward should compute d(loss)/d(this)
+//   name           optional, used in error messages
+// Copying a Tensor copies the handle, not the data: `Tensor<double> b = a;` makes b and a the same
+// tensor (the same value and grad), exactly like `b = a` in Python.
+//
+// A node made by the user is a *leaf*. A node made by an op that recorded a tape entry (because
+// some input required grad and grad mode was on) is a *non-leaf*; it remembers the id of its entry.
+// The tape (tape.h) is the only owner of the graph: nodes never point at other nodes, so freeing a
+// long chain of them cannot recurse.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+namespace tapegrad {
+
+// Shapes as torch.Size: a list of extents, row-major. A 0-d tensor (a scalar) has the shape {}.
+using Shape = std::vector<std::size_t>;
+
+std::string shape_str(const Shape& s);  // "(2, 3)", "()" for a scalar
+
+template <class S>
+Shape to_shape(const S& s) {
+  return Shape(s.begin(), s.end());
+}
+
+// What every node has, whatever its element type: the tape works on these.
+class NodeBase {
+ public:
+  virtual ~NodeBase() = default;
+  virtual bool has_grad() const = 0;
+  virtual void release_grad() = 0;
+  virtual Shape shape() const = 0;
+
+  bool requires_grad = false;
+  bool retains_grad = false;   // keep the grad of a non-leaf after backward (torch retain_grad)
+  std::uint64_t entry_id = 0;  // id of the tape entry that made this node; 0 for a leaf
+  bool graph_freed = false;    // the entry that made this node was freed by a backward pass
+  const void* tape = nullptr;  // the (thread-local) tape holding that entry
+  std::uint64_t backward_stamp = 0;  // marks nodes on the path to the loss during one backward
+  std::string name;
+};
+
+template <class T>
+class Node final : public NodeBase {
+ public:
+  explicit Node(xt::xarray<T> v) : value(std::move(v)) {}
+  bool has_grad() const override { return grad_defined; }
+  void release_grad() override {
+    grad = xt::xarray<T>();
+    grad_defined = false;
+  }
+  Shape shape() const override { return to_shape(value.shape()); }
+
+  xt::xarray<T> value;
+  xt::xarray<T> grad;
+  bool grad_defined = false;
+};
+
+template <class T>
+class Tensor {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "tapegrad tensors hold float or double");
+
+ public:
+  using value_type = T;
+  using array = xt::xarray<T>;
+
+  Tensor() = default;  // a null handle; most functions reject it
+  explicit Tensor(array value, bool requires_grad = false);
+  explicit Tensor(std::shared_ptr<Node<T>> node) : node_(std::move(node)) {}
+
+  // --- data ---------------------------------------------------------------------------------
+  const array& value() const { return node().value; }
+  // Writable access for optimizers and for gradcheck's perturbations. Changing a value that a
+  // recorded op saved for its backward changes that backward, as in-place ops do in PyTorch.
+  array& mutable_value() { return node().value; }
+  Shape shape() const { return to_shape(node().value.shape()); }
+  std::size_t dim() const { return node().value.dimension(); }
+  std::size_t size() const { return node().value.size(); }
+  T item() const;  // the single element of a one-element tensor
+
+  // --- gradient -----------------------------------------------------------------------------
+  bool requires_grad() const { return node().requires_grad; }
+  // Marks a leaf as a parameter (or not). Throws on a non-leaf, as torch does.
+  Tensor& requires_grad_(bool on = true);
+  bool has_grad() const { return node().grad_defined; }
+  const array& grad() const;  // throws std::logic_error when no backward has reached this tensor
+  // Sets the grad to zeros (keeps it defined), like torch's zero_grad(set_to_none=False).
+  void zero_grad();
+  // Forgets the grad (torch: t.grad = None).
+  void clear_grad() { node().release_grad(); }
+  void retain_grad();  // keep this non-leaf's grad after backward
+  bool is_leaf() const { return node().entry_id == 0; }
+
+  // A new leaf sharing nothing with the graph: same values (copied), requires_grad false.
+  Tensor detach() const;
+
+  // Reverse-mode pass from this tensor; see tape.h for the contract.
+  void backward(bool retain_graph = false) const;
+  void backward(const array& grad, bool retain_graph = false) const;
+
+  // --- identity -----------------------------------------------------------------------------
+  const std::string& name() const { return node().name; }
+  Tensor& set_name(std::string n) {
+    node().name = std::move(n);
+    return *this;
+  }
+  bool defined() const { return static_cast<bool>(node_); }
+  Node<T>& node() const;
+  const std::shared_ptr<Node<T>>& node_ptr() const { return node_; }
+  bool same(const Tensor& other) const { return node_ == other.node_; }
+
+ private:
+  std::shared_ptr<Node<T>> node_;
+};
+
+// --- factories (all make leaves) ------------------------------------------------------------
+template <class T>
+Tensor<T> tensor(xt::xarray<T> value, bool requires_grad = false) {
+  return Tensor<T>(std::move(value), requires_grad);
+}
+template <class T>
+Tensor<T> scalar(T v, bool requires_grad = false) {
+  return Tensor<T>(xt::xarray<T>(v), requires_grad);
+}
+template <class T>
+Tensor<T> zeros(const Shape& shape, bool requires_grad = false);
+template <class T>
+Tensor<T> ones(const Shape& shape, bool requires_grad = false);
+template <class T>
+Tensor<T> full(const Shape& shape, T v, bool requires_grad = false);
+// 0, step, 2 step, ... below stop (torch.arange(start, stop, step) semantics).
+template <class T>
+Tensor<T> arange(T start, T stop, T step = T(1));
+// The n x m identity (torch.eye); m = n when omitted.
+template <class T>
+Tensor<T> eye(std::size_t n, std::size_t m = 0);
+
+// Anything that owns a name gets it into messages: "x (2, 3)" or "(2, 3)".
+template <class T>
+std::string describe(const Tensor<T>& t);
+
+}  // namespace tapegrad

@@ -1,0 +1,29 @@
+// Reductions: sum, mean, max.
+//
+// Axes follow torch: negative counts from the end, duplicates are an error, an empty list means
+// every axis, keepdims keeps each
+// reduced axis as extent 1. Backward of a reduction broadcasts grad back over the reduced axes.
+#pragma once
+
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace tapegrad {
+
+// Sum of all elements, shape ().
+template <class T>
+Tensor<T> sum(const Tensor<T>& a);
+// Sum over `axes`; e.g. (2, 3, 4) over {1} -> (2, 4), or (2, 1, 4) with keepdims.
+template <class T>
+Tensor<T> sum(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims = false);
+template <class T>
+Tensor<T> mean(const Tensor<T>& a);
+template <class T>
+Tensor<T> mean(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims = false);
+// Maximum along one axis (torch.max(a, dim).values). The gradient goes to the first maximal element
+// of each slice, as torch routes it to the index it returns.
+template <class T>
+Tensor<T> max(const Tensor<T>& a, long axis, bool keepdims = false);
+
+}  // namespace tapegrad

@@ -1,0 +1,86 @@
+#include "ops/repeat.h"
+
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xreducer.hpp>
+#include <xtensor/xstrided_view.hpp>
+
+#include "ops/common.h"
+#include "ops/shape.h"
+
+namespace tapegrad {
+
+namespace {
+
+// out = broadcast(reshape(a, view), expanded), reshaped to out_shape; the backward sums grad (seen
+// as `expanded`) over `copy_axes`. Both repeat ops are this with different shapes.
+template <class T>
+Tensor<T> copy_by_broadcast(const std::string& op, const Tensor<T>& a, const Shape& view,
+                            const Shape& expanded, const std::vector<std::size_t>& copy_axes,
+                            const Shape& out_shape) {
+  xt::xarray<T> src = a.value();
+  src.reshape(view);
+  xt::xarray<T> v = xt::broadcast(src, expanded);
+  v.reshape(out_shape);
+  return record<T>(op, std::move(v), {a}, [a, op, expanded, copy_axes](const Node<T>& out) {
+    xt::xarray<T> g = out.grad;
+    g.reshape(expanded);
+    xt::xarray<T> r =
+        copy_axes.empty()
+            ? g
+            : xt::xarray<T>(xt::sum(g, copy_axes, xt::evaluation_strategy::immediate));
+    r.reshape(a.value().shape());
+    accumulate_grad(a, std::move(r), op);
+  });
+}
+
+}  // namespace
+
+// self: grad.reshape(r0, s0, r1, s1, ...).sum(axes r0, r1, ...)
+template <class T>
+Tensor<T> repeat(const Tensor<T>& a, const std::vector<std::size_t>& reps) {
+  check_defined("repeat", a);
+  const Shape s0 = a.shape();
+  if (reps.size() < s0.size()) {
+    Shape r(reps.begin(), reps.end());
+    throw std::invalid_argument("repeat: " + std::to_string(reps.size()) +
+                                " repeat counts for a tensor of shape " + shape_str(s0) +
+                                "; give at least one per axis (got " + shape_str(r) + ")");
+  }
+  Shape s(reps.size() - s0.size(), 1);  // a's shape padded with leading 1s
+  s.insert(s.end(), s0.begin(), s0.end());
+  Shape view, expanded, out_shape;
+  std::vector<std::size_t> copy_axes;
+  for (std::size_t i = 0; i < reps.size(); ++i) {
+    view.push_back(1);
+    view.push_back(s[i]);
+    expanded.push_back(reps[i]);
+    expanded.push_back(s[i]);
+    copy_axes.push_back(2 * i);
+    out_shape.push_back(reps[i] * s[i]);
+  }
+  return copy_by_broadcast("repeat", a, view, expanded, copy_axes, out_shape);
+}
+
+// self: grad.reshape(..., s_axis, repeats, ...).sum(axis + 1)
+template <class T>
+Tensor<T> repeat_interleave(const Tensor<T>& a, std::size_t repeats, std::optional<long> axis) {
+  check_defined("repeat_interleave", a);
+  if (!axis) return repeat_interleave(flatten(a), repeats, 0L);
+  const Shape s = a.shape();
+  if (s.empty()) return repeat_interleave(reshape(a, {1}), repeats, 0L);  // torch treats () as (1,)
+  const std::size_t ax = normalize_axis("repeat_interleave", *axis, s);
+  Shape view = s, expanded = s, out_shape = s;
+  view.insert(view.begin() + static_cast<long>(ax) + 1, 1);
+  expanded.insert(expanded.begin() + static_cast<long>(ax) + 1, repeats);
+  out_shape[ax] *= repeats;
+  return copy_by_broadcast("repeat_interleave", a, view, expanded, {ax + 1}, out_shape);
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                 \
+  template Tensor<T> repeat(const Tensor<T>&, const std::vector<std::size_t>&); \
+  template Tensor<T> repeat_interleave(const Tensor<T>&, std::size_t, std::optional<long>);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace tapegrad

@@ -1,0 +1,157 @@
+#include "ops/shape.h"
+
+#include <algorithm>
+
+#include <xtensor/xmanipulation.hpp>
+
+#include "ops/common.h"
+
+namespace tapegrad {
+
+namespace {
+
+Shape infer_shape(const std::string& op, const Shape& from, const std::vector<long>& to) {
+  Shape out;
+  std::size_t known = 1;
+  long infer_at = -1;
+  for (std::size_t i = 0; i < to.size(); ++i) {
+    if (to[i] == -1) {
+      if (infer_at >= 0)
+        throw std::invalid_argument(op + ": only one extent may be -1 (shape " + shape_str(from) +
+                                    ")");
+      infer_at = static_cast<long>(i);
+      out.push_back(1);
+    } else if (to[i] < 0) {
+      throw std::invalid_argument(op + ": invalid extent " + std::to_string(to[i]));
+    } else {
+      out.push_back(static_cast<std::size_t>(to[i]));
+      known *= out.back();
+    }
+  }
+  const std::size_t n = numel(from);
+  auto target_str = [&] {
+    std::string s = "(";
+    for (std::size_t i = 0; i < to.size(); ++i) s += (i ? ", " : "") + std::to_string(to[i]);
+    return s + ")";
+  };
+  if (infer_at >= 0) {
+    if (known == 0 || n % known != 0)
+      throw std::invalid_argument(op + ": cannot reshape " + shape_str(from) + " to " +
+                                  target_str());
+    out[static_cast<std::size_t>(infer_at)] = n / known;
+  } else if (known != n) {
+    throw std::invalid_argument(op + ": cannot reshape " + shape_str(from) + " (" +
+                                std::to_string(n) + " elements) to " + target_str());
+  }
+  return out;
+}
+
+// Moves axes; records the inverse permutation for backward.
+template <class T>
+Tensor<T> permute_impl(const std::string& op, const Tensor<T>& a,
+                       const std::vector<std::size_t>& perm) {
+  std::vector<std::size_t> inverse(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = i;
+  xt::xarray<T> v = xt::transpose(a.value(), perm);
+  return record<T>(op, std::move(v), {a}, [a, op, inverse](const Node<T>& out) {
+    accumulate_grad(a, xt::xarray<T>(xt::transpose(out.grad, inverse)), op);
+  });
+}
+
+}  // namespace
+
+// self: grad.reshape(self.shape)
+template <class T>
+Tensor<T> reshape(const Tensor<T>& a, const std::vector<long>& shape) {
+  check_defined("reshape", a);
+  const Shape to = infer_shape("reshape", a.shape(), shape);
+  xt::xarray<T> v = a.value();
+  v.reshape(to);
+  return record<T>("reshape", std::move(v), {a}, [a](const Node<T>& out) {
+    xt::xarray<T> g = out.grad;
+    g.reshape(a.value().shape());
+    accumulate_grad(a, std::move(g), "reshape");
+  });
+}
+
+template <class T>
+Tensor<T> flatten(const Tensor<T>& a) {
+  return reshape(a, {-1});
+}
+
+template <class T>
+Tensor<T> unsqueeze(const Tensor<T>& a, long axis) {
+  check_defined("unsqueeze", a);
+  Shape s = a.shape();
+  const long n = static_cast<long>(s.size()) + 1;
+  const long ax = axis < 0 ? axis + n : axis;
+  if (ax < 0 || ax >= n)
+    throw std::invalid_argument("unsqueeze: axis " + std::to_string(axis) +
+                                " is out of range for shape " + shape_str(s));
+  s.insert(s.begin() + ax, 1);
+  return reshape(a, std::vector<long>(s.begin(), s.end()));
+}
+
+template <class T>
+Tensor<T> squeeze(const Tensor<T>& a, long axis) {
+  check_defined("squeeze", a);
+  Shape s = a.shape();
+  const std::size_t ax = normalize_axis("squeeze", axis, s);
+  if (s[ax] != 1)
+    throw std::invalid_argument("squeeze: axis " + std::to_string(axis) + " of shape " +
+                                shape_str(s) + " has extent " + std::to_string(s[ax]) + ", not 1");
+  s.erase(s.begin() + static_cast<long>(ax));
+  return reshape(a, std::vector<long>(s.begin(), s.end()));
+}
+
+template <class T>
+Tensor<T> squeeze(const Tensor<T>& a) {
+  check_defined("squeeze", a);
+  std::vector<long> s;
+  for (auto e : a.shape())
+    if (e != 1) s.push_back(static_cast<long>(e));
+  return reshape(a, s);
+}
+
+// self: grad.transpose(axis0, axis1)
+template <class T>
+Tensor<T> transpose(const Tensor<T>& a, long axis0, long axis1) {
+  check_defined("transpose", a);
+  const Shape s = a.shape();
+  std::vector<std::size_t> perm(s.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
+  std::swap(perm[normalize_axis("transpose", axis0, s)],
+            perm[normalize_axis("transpose", axis1, s)]);
+  return permute_impl("transpose", a, perm);
+}
+
+// self: grad.permute(inverse(dims))
+template <class T>
+Tensor<T> permute(const Tensor<T>& a, const std::vector<long>& dims) {
+  check_defined("permute", a);
+  const Shape s = a.shape();
+  if (dims.size() != s.size())
+    throw std::invalid_argument("permute: " + std::to_string(dims.size()) +
+                                " axes given for shape " + shape_str(s));
+  std::vector<std::size_t> perm;
+  for (long d : dims) perm.push_back(normalize_axis("permute", d, s));
+  std::vector<std::size_t> sorted = perm;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw std::invalid_argument("permute: repeated axis for shape " + shape_str(s));
+  return permute_impl("permute", a, perm);
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                           \
+  template Tensor<T> reshape(const Tensor<T>&, const std::vector<long>&); \
+  template Tensor<T> flatten(const Tensor<T>&);                           \
+  template Tensor<T> unsqueeze(const Tensor<T>&, long);                   \
+  template Tensor<T> squeeze(const Tensor<T>&, long);                     \
+  template Tensor<T> squeeze(const Tensor<T>&);                           \
+  template Tensor<T> transpose(const Tensor<T>&, long, long);             \
+  template Tensor<T> permute(const Tensor<T>&, const std::vector<long>&);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace tapegrad

@@ -1,0 +1,66 @@
+#include "ops/shape_utils.h"
+
+#include <stdexcept>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xreducer.hpp>
+
+namespace tapegrad {
+
+Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    // i counts from the right
+    const std::size_t ea = i < a.size() ? a[a.size() - 1 - i] : 1;
+    const std::size_t eb = i < b.size() ? b[b.size() - 1 - i] : 1;
+    if (ea != eb && ea != 1 && eb != 1)
+      throw std::invalid_argument(op + ": shapes " + shape_str(a) + " and " + shape_str(b) +
+                                  " cannot be broadcast together");
+    out[n - 1 - i] = ea == 1 ? eb : ea;
+  }
+  return out;
+}
+
+template <class T>
+xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape) {
+  const Shape gs = to_shape(g.shape());
+  if (gs == shape) return g;
+  const std::size_t lead = gs.size() - shape.size();  // axes broadcasting prepended
+  std::vector<std::size_t> axes;
+  for (std::size_t i = 0; i < lead; ++i) axes.push_back(i);
+  for (std::size_t j = 0; j < shape.size(); ++j)
+    if (shape[j] == 1 && gs[lead + j] != 1) axes.push_back(lead + j);
+  xt::xarray<T> r =
+      axes.empty() ? g : xt::xarray<T>(xt::sum(g, axes, xt::evaluation_strategy::immediate));
+  r.reshape(shape);
+  return r;
+}
+
+std::size_t normalize_axis(const std::string& op, long axis, const Shape& shape) {
+  const long n = static_cast<long>(shape.size());
+  const long a = axis < 0 ? axis + n : axis;
+  if (a < 0 || a >= n)
+    throw std::invalid_argument(op + ": axis " + std::to_string(axis) +
+                                " is out of range for shape " + shape_str(shape));
+  return static_cast<std::size_t>(a);
+}
+
+AxisSplit split_at_axis(const Shape& shape, std::size_t axis) {
+  AxisSplit s;
+  for (std::size_t i = 0; i < axis; ++i) s.outer *= shape[i];
+  s.len = shape[axis];
+  for (std::size_t i = axis + 1; i < shape.size(); ++i) s.inner *= shape[i];
+  return s;
+}
+
+std::size_t numel(const Shape& s) {
+  std::size_t n = 1;
+  for (auto e : s) n *= e;
+  return n;
+}
+
+template xt::xarray<float> sum_to_shape<float>(const xt::xarray<float>&, const Shape&);
+template xt::xarray<double> sum_to_shape<double>(const xt::xarray<double>&, const Shape&);
+
+}  // namespace tapegrad

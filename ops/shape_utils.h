@@ -1,0 +1,36 @@
+// Shape arithmetic shared by the ops: broadcasting, its reverse, and axis bookkeeping.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "autograd/tensor.h"
+
+namespace tapegrad {
+
+// NumPy broadcasting: align shapes on the right; each pair of extents must be equal or one of
+// them 1. Throws std::invalid_argument "<op>: shapes A and B cannot be broadcast together".
+Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b);
+
+// The reverse of broadcasting, used by every backward whose forward broadcast an input:
+// sum `g` (shape = broadcast result) over the axes that broadcasting created or stretched, so the
+// result has `shape`. E.g. g (4, 2, 3) -> shape (2, 1): sum over axis 0 and axis 2 (kept as 1).
+template <class T>
+xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape);
+
+// Torch-style axis: -1 is the last axis. Throws "<op>: axis A is out of range for shape S".
+std::size_t normalize_axis(const std::string& op, long axis, const Shape& shape);
+
+// A row-major array seen as (outer, len, inner) around one axis: element (o, k, i) of the view is
+// data[(o * len + k) * inner + i]. Softmax, max, cumulative ops loop over this view.
+struct AxisSplit {
+  std::size_t outer = 1, len = 1, inner = 1;
+};
+AxisSplit split_at_axis(const Shape& shape, std::size_t axis);
+
+std::size_t numel(const Shape& s);
+
+}  // namespace tapegrad
