@@ -1,0 +1,38 @@
+// A strict reader for the example program's CSV files.
+//
+// Format: a header line naming the columns exactly (e.g. "x,y"), then one row per example with that
+// many numeric fields. Whitespace around fields, CRLF line ends, a UTF-8 byte-order mark and blank
+// lines are accepted; anything else (a missing or wrong header, a non-numeric cell, a wrong number of
+// fields, NaN or inf) is an error that names the file and the line.
+#pragma once
+
+#include <istream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tapegrad {
+
+// An error in user input: what(), file and line; the program prints "file:line: what" and exits 2.
+class InputError : public std::runtime_error {
+ public:
+  InputError(std::string file, std::size_t line, const std::string& what)
+      : std::runtime_error(what), file_(std::move(file)), line_(line) {}
+  const std::string& file() const { return file_; }
+  std::size_t line() const { return line_; }  // 0 when the error is about the whole file
+  std::string message() const;                // "file:line: what" (or "file: what")
+
+ private:
+  std::string file_;
+  std::size_t line_;
+};
+
+// Columns in header order; columns[c][r] is row r of column c.
+using Columns = std::vector<std::vector<double>>;
+
+// Parses CSV text with the given header. `name` is used in error messages.
+Columns parse_csv(std::istream& in, const std::vector<std::string>& header, const std::string& name);
+// Opens and parses a file; an unreadable file is an InputError too.
+Columns read_csv(const std::string& path, const std::vector<std::string>& header);
+
+}  // namespace tapegrad

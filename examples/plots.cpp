@@ -1,0 +1,135 @@
+#include "examples/plots.h"
+
+#include <sstream>
+
+namespace tapegrad {
+
+namespace {
+
+void datablock(std::ostream& os, const std::string& name, const std::vector<std::vector<double>>& cols) {
+  os << "$" << name << " << EOD\n";
+  const std::size_t n = cols.empty() ? 0 : cols[0].size();
+  for (std::size_t r = 0; r < n; ++r) {
+    for (std::size_t c = 0; c < cols.size(); ++c) os << (c ? " " : "") << cols[c][r];
+    os << "\n";
+  }
+  os << "EOD\n";
+}
+
+void matrixblock(std::ostream& os, const std::string& name, const Matrix& m) {
+  os << "$" << name << " << EOD\n";
+  for (const auto& row : m) {
+    for (std::size_t c = 0; c < row.size(); ++c) os << (c ? " " : "") << row[c];
+    os << "\n";
+  }
+  os << "EOD\n";
+}
+
+std::string out(const std::string& file, bool tmp) {
+  return "set output '" + file + (tmp ? ".tmp" : "") + "'\n";
+}
+
+// One prediction panel: truth (if known), prediction, training points, as the chapter's
+// plot_kernel_reg (xlim [0, 5], ylim [-1, 5]).
+void prediction_plot(std::ostream& os, const std::string& pred_block, int col, const std::string& title,
+                     bool have_truth, bool small = false) {
+  os << "set title '" << title << "'\nset xlabel 'x'\nset ylabel 'y'\n"
+     << (small ? "set key bottom right font ',8' samplen 1 spacing 0.8\n" : "set key top right\n");
+  if (have_truth)  // the chapter's data: the chapter's axes
+    os << "set xrange [0:5]\nset yrange [-1:5]\n";
+  else
+    os << "set autoscale\n";
+  os << "plot ";
+  if (have_truth) os << "$truth using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'Truth', ";
+  os << "$" << pred_block << " using 1:" << col
+     << " with lines lw 2 dt 2 lc rgb '#d62728' title 'Pred', "
+     << "$train using 1:2 with points pt 7 ps 0.8 lc rgb '#ff7f0e' title 'Training data'\n";
+}
+
+void heatmap(std::ostream& os, const std::string& block, const std::string& title, std::size_t rows,
+             std::size_t cols) {
+  os << "set title '" << title << "'\nset xlabel 'Sorted training inputs'\n"
+     << "set ylabel 'Sorted testing inputs'\nunset key\n"
+     << "set xrange [-0.5:" << cols - 0.5 << "]\nset yrange [" << rows - 0.5 << ":-0.5]\n"
+     << "set palette rgb 33,13,10\nset cbrange [0:*]\n"
+     << "plot $" << block << " matrix with image\n";
+}
+
+}  // namespace
+
+std::vector<std::string> figure_files() {
+  return {"pred_average.png",        "pred_nonparametric.png", "pred_parametric.png",
+          "attention_nonparametric.png", "attention_parametric.png", "loss.png",
+          "kernels.png",             "gaussian_widths.png",    "gaussian_widths_attention.png"};
+}
+
+std::string gnuplot_script(const PlotData& d, bool tmp) {
+  std::ostringstream os;
+  os.precision(10);
+  const bool truth = !d.y_truth.empty();
+  os << "# Figures of tapegrad's nadaraya_watson example; run `gnuplot plots.gp` in this directory.\n"
+     << "set terminal pngcairo size 640,480 noenhanced\n";
+  datablock(os, "train", {d.x_train, d.y_train});
+  if (truth) datablock(os, "truth", {d.x_query, d.y_truth});
+  datablock(os, "pred", {d.x_query, d.average, d.nonparametric, d.parametric});
+  matrixblock(os, "att_np", d.attention_nonparametric);
+  matrixblock(os, "att_p", d.attention_parametric);
+  std::vector<double> epochs;
+  for (std::size_t i = 0; i < d.loss.size(); ++i) epochs.push_back(double(i + 1));
+  datablock(os, "loss", {epochs, d.loss});
+
+  os << out("pred_average.png", tmp);
+  prediction_plot(os, "pred", 2, "Average pooling", truth);
+  os << out("pred_nonparametric.png", tmp);
+  prediction_plot(os, "pred", 3, "Nonparametric attention pooling (" + d.kernel_label + ")", truth);
+  os << out("pred_parametric.png", tmp);
+  prediction_plot(os, "pred", 4, "Parametric attention pooling (learned w)", truth);
+
+  const std::size_t nq = d.x_query.size(), nt = d.x_train.size();
+  os << out("attention_nonparametric.png", tmp);
+  heatmap(os, "att_np", "Attention weights, nonparametric (" + d.kernel_label + ")", nq, nt);
+  os << out("attention_parametric.png", tmp);
+  heatmap(os, "att_p", "Attention weights, parametric (learned w)", nq, nt);
+
+  os << out("loss.png", tmp) << "set title 'Training loss'\nset xlabel 'epoch'\nset ylabel 'loss'\n"
+     << "set autoscale\nset xrange [1:" << std::max<std::size_t>(2, d.loss.size()) << "]\nunset key\n"
+     << "plot $loss using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4'\n";
+
+  // The four kernels of the 2nd edition on [-2.5, 2.5), as functions of the distance.
+  os << out("kernels.png", tmp) << "set terminal pngcairo size 1200,320 noenhanced\n"
+     << "set multiplot layout 1,4\nset autoscale\nset xrange [-2.5:2.5]\nset yrange [-0.05:1.1]\n"
+     << "unset key\nset ylabel ''\nset samples 500\n"
+     << "set title 'Gaussian'\nset xlabel 'd'\nplot exp(-x**2/2) lw 2\n"
+     << "set title 'Boxcar'\nplot (abs(x) < 1 ? 1 : 0) lw 2\n"
+     << "set title 'Constant'\nplot 1 lw 2\n"
+     << "set title 'Epanechikov'\nplot (1 - abs(x) > 0 ? 1 - abs(x) : 0) lw 2\n"
+     << "unset multiplot\n";
+
+  if (!d.widths.empty()) {
+    const std::size_t k = d.widths.size();
+    for (std::size_t i = 0; i < k; ++i) {
+      datablock(os, "wpred" + std::to_string(i), {d.x_query, d.widths[i].y_hat});
+      matrixblock(os, "watt" + std::to_string(i), d.widths[i].weights);
+    }
+    os << out("gaussian_widths.png", tmp) << "set terminal pngcairo size 1200,320 noenhanced\n"
+       << "set multiplot layout 1," << k << "\n";
+    for (std::size_t i = 0; i < k; ++i) {
+      std::ostringstream t;
+      t << "Gaussian, sigma = " << d.widths[i].sigma;
+      prediction_plot(os, "wpred" + std::to_string(i), 2, t.str(), truth, /*small=*/true);
+    }
+    os << "unset multiplot\n";
+    os << out("gaussian_widths_attention.png", tmp) << "set terminal pngcairo size 1200,320 noenhanced\n"
+       << "set multiplot layout 1," << k << "\n";
+    for (std::size_t i = 0; i < k; ++i) {
+      std::ostringstream t;
+      t << "sigma = " << d.widths[i].sigma;
+      heatmap(os, "watt" + std::to_string(i), t.str(), nq, nt);
+    }
+    os << "unset multiplot\n";
+  }
+  os << "unset output\n";
+  return os.str();
+}
+
+}  // namespace tapegrad
