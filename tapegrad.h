@@ -4,6 +4,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/tape.h"
 #include "autograd/tensor.h"
+#include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/indexing.h"
 #include "ops/linalg.h"

@@ -2,8 +2,8 @@
 
 #include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -27,7 +27,8 @@ std::vector<std::string> split(const std::string& line) {
   std::size_t start = 0;
   for (;;) {
     const auto comma = line.find(',', start);
-    out.push_back(trim(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+    out.push_back(
+        trim(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
     if (comma == std::string::npos) return out;
     start = comma + 1;
   }
@@ -56,7 +57,8 @@ std::string printable(const std::string& s) {
 
 }  // namespace
 
-Columns parse_csv(std::istream& in, const std::vector<std::string>& header, const std::string& name) {
+Columns parse_csv(std::istream& in, const std::vector<std::string>& header,
+                  const std::string& name) {
   std::string line;
   std::size_t lineno = 0;
   bool have_header = false;
@@ -70,29 +72,33 @@ Columns parse_csv(std::istream& in, const std::vector<std::string>& header, cons
     const auto fields = split(line);
     if (!have_header) {
       if (fields != header)
-        throw InputError(name, lineno, "expected the header '" + joined(header) + "', found '" +
-                                           printable(trim(line)) + "'");
+        throw InputError(
+            name, lineno,
+            "expected the header '" + joined(header) + "', found '" + printable(trim(line)) + "'");
       have_header = true;
       continue;
     }
     if (fields.size() != header.size())
-      throw InputError(name, lineno, "expected " + std::to_string(header.size()) + " field(s) (" +
-                                         joined(header) + "), found " + std::to_string(fields.size()));
+      throw InputError(name, lineno,
+                       "expected " + std::to_string(header.size()) + " field(s) (" +
+                           joined(header) + "), found " + std::to_string(fields.size()));
     for (std::size_t c = 0; c < fields.size(); ++c) {
       const std::string& f = fields[c];
       char* end = nullptr;
       errno = 0;
       const double v = f.empty() ? 0.0 : std::strtod(f.c_str(), &end);
       if (f.empty() || end != f.c_str() + f.size())
-        throw InputError(name, lineno, "column " + header[c] + ": '" + printable(f) + "' is not a number");
+        throw InputError(name, lineno,
+                         "column " + header[c] + ": '" + printable(f) + "' is not a number");
       if (!std::isfinite(v) || (errno == ERANGE && std::abs(v) > 1.0))
-        throw InputError(name, lineno, "column " + header[c] + ": '" + printable(f) +
-                                           "' is not a finite number");
+        throw InputError(name, lineno,
+                         "column " + header[c] + ": '" + printable(f) + "' is not a finite number");
       cols[c].push_back(v);
     }
   }
   if (in.bad()) throw InputError(name, 0, "read error");
-  if (!have_header) throw InputError(name, 0, "empty file (expected the header '" + joined(header) + "')");
+  if (!have_header)
+    throw InputError(name, 0, "empty file (expected the header '" + joined(header) + "')");
   return cols;
 }
 

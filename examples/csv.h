@@ -2,8 +2,8 @@
 //
 // Format: a header line naming the columns exactly (e.g. "x,y"), then one row per example with that
 // many numeric fields. Whitespace around fields, CRLF line ends, a UTF-8 byte-order mark and blank
-// lines are accepted; anything else (a missing or wrong header, a non-numeric cell, a wrong number of
-// fields, NaN or inf) is an error that names the file and the line.
+// lines are accepted; anything else (a missing or wrong header, a non-numeric cell, a wrong number
+// of fields, NaN or inf) is an error that names the file and the line.
 #pragma once
 
 #include <istream>
@@ -31,7 +31,8 @@ class InputError : public std::runtime_error {
 using Columns = std::vector<std::vector<double>>;
 
 // Parses CSV text with the given header. `name` is used in error messages.
-Columns parse_csv(std::istream& in, const std::vector<std::string>& header, const std::string& name);
+Columns parse_csv(std::istream& in, const std::vector<std::string>& header,
+                  const std::string& name);
 // Opens and parses a file; an unreadable file is an InputError too.
 Columns read_csv(const std::string& path, const std::vector<std::string>& header);
 

@@ -1,13 +1,15 @@
-// nadaraya_watson: the d2l chapter "Attention Pooling: Nadaraya-Watson Kernel Regression", end to end.
+// nadaraya_watson: the d2l chapter "Attention Pooling: Nadaraya-Watson Kernel Regression", end to
+// end.
 //
 //   nadaraya_watson [--train FILE] [--query FILE] [--epochs N] [--lr X] [--w-init X] [--seed N]
 //                   [--kernel gaussian|boxcar|constant|epanechikov] [--sigma X]
 //                   [--dtype float32|float64] [--threads N] [--out DIR] [--no-plots] [--keep-self]
+//                   [--impl fused|composed]
 //
-// With no arguments: the chapter's data (seeded), average pooling, nonparametric pooling, 5 epochs of
-// leave-one-out training of NWKernelRegression with SGD (lr 0.5), predictions, CSV/JSON outputs and
-// figures in out/. Exit status: 0 on success, 2 on bad input (one line on stderr, nothing written),
-// 1 on an unexpected internal error.
+// With no arguments: the chapter's data (seeded), average pooling, nonparametric pooling, 5 epochs
+// of leave-one-out training of NWKernelRegression with SGD (lr 0.5), predictions, CSV/JSON outputs
+// and figures in out/. Exit status: 0 on success, 2 on bad input (one line on stderr, nothing
+// written), 1 on an unexpected internal error.
 #include <omp.h>
 
 #include <chrono>
@@ -18,6 +20,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -35,7 +38,7 @@ using namespace tapegrad;
 namespace {
 
 struct Options {
-  std::string train, query, out = "out", kernel = "gaussian", dtype = "float32";
+  std::string train, query, out = "out", kernel = "gaussian", dtype = "float32", impl = "fused";
   int epochs = 5;
   double lr = 0.5, sigma = 1.0;
   std::optional<double> w_init;
@@ -63,7 +66,8 @@ Data load_data(const Options& o, Rng& rng) {
   } else {
     Columns c = read_csv(o.train, {"x", "y"});
     if (c[0].size() < 2)
-      throw InputError(o.train, 0, "needs at least 2 training rows, found " + std::to_string(c[0].size()));
+      throw InputError(o.train, 0,
+                       "needs at least 2 training rows, found " + std::to_string(c[0].size()));
     d.x_train = c[0], d.y_train = c[1];
     d.source = o.train;
     // Default queries: 50 points evenly spread over the training inputs' range.
@@ -148,7 +152,8 @@ bool draw_figures(const fs::path& dir, const PlotData& pd) {
     else
       fs::remove(tmp);
   }
-  if (status != 0) throw std::runtime_error("gnuplot failed (status " + std::to_string(status) + ")");
+  if (status != 0)
+    throw std::runtime_error("gnuplot failed (status " + std::to_string(status) + ")");
   return true;
 }
 
@@ -164,7 +169,8 @@ int run(const Options& o) {
   const fs::path dir(o.out);
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir)) throw UsageError("--out " + o.out + ": not a directory and cannot be created");
+  if (!fs::is_directory(dir))
+    throw UsageError("--out " + o.out + ": not a directory and cannot be created");
 
   auto as_tensor = [](const std::vector<double>& v) {
     xt::xarray<T> a = xt::zeros<T>({v.size()});
@@ -194,36 +200,55 @@ int run(const Options& o) {
   std::cout << "\n";
   if (np.empty_rows)
     std::cout << "note: " << np.empty_rows << " queries had no training input within the "
-              << to_string(kernel) << " kernel's support; each took its nearest training input's value\n";
+              << to_string(kernel)
+              << " kernel's support; each took its nearest training input's value\n";
 
   // 3. Parametric attention pooling: train w with SGD on leave-one-out keys/values.
-  auto [keys, values] = training_keys_values(x_train, y_train, !o.keep_self);
+  //    composed: the chapter's formulation with (n, n - 1) key/value matrices and the engine's ops;
+  //    fused:    the same function through one fused op (ops/attention.h), O(n) memory.
+  const bool fused = o.impl == "fused", loo = !o.keep_self;
+  Tensor<T> keys, values;
+  if (!fused) std::tie(keys, values) = training_keys_values(x_train, y_train, loo);
   NWKernelRegression<T> net(static_cast<T>(w_init));
   SGD<T> trainer(net.parameters(), static_cast<T>(o.lr));
-  std::cout << "parametric pooling: training w (w_init " << w_init << ") on "
-            << (o.keep_self ? "all pairs (keys " : "leave-one-out keys (")
-            << shape_str(keys.shape()) << "), lr " << o.lr << ", " << o.epochs << " epochs\n";
+  std::cout << "parametric pooling: training w (w_init " << w_init << ", " << o.impl << " ops) on "
+            << (loo ? "leave-one-out pairs (" : "all pairs (") << n << " x " << (loo ? n - 1 : n)
+            << "), lr " << o.lr << ", " << o.epochs << " epochs\n";
   std::vector<double> losses;
   const auto t0 = std::chrono::steady_clock::now();
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     trainer.zero_grad();
+    Tensor<T> f =
+        fused ? net.forward_fused(x_train, x_train, y_train, loo) : net(x_train, keys, values);
     // L = 1/2 sum_i (f(x_i) - y_i)^2: the chapter's MSELoss(reduction='none') / 2, summed.
-    Tensor<T> l = sum(mse_loss(net(x_train, keys, values), y_train, "none") * T(0.5));
+    Tensor<T> l = sum(mse_loss(f, y_train, "none") * T(0.5));
     l.backward();
     trainer.step();
     losses.push_back(static_cast<double>(l.item()));
     std::printf("epoch %d, loss %.6f\n", epoch + 1, losses.back());
   }
-  const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double w = static_cast<double>(net.w().value()(0));
   std::cout << "learned w = " << w << "\n";
-  if (!std::isfinite(w)) throw UsageError("training diverged (w is not finite); try a smaller --lr");
+  if (!std::isfinite(w))
+    throw UsageError("training diverged (w is not finite); try a smaller --lr");
 
   // Predictions with every training pair as keys, as the chapter does after training.
   NoGradGuard no_grad;
-  auto [qkeys, qvalues] = query_keys_values(x_train, y_train, nq);
-  Tensor<T> par = net(x_query, qkeys, qvalues);
-  if (truth) std::cout << "parametric pooling: MSE vs truth " << mse(to_vec(par.value()), d.y_truth) << "\n";
+  Tensor<T> par;
+  xt::xarray<T> par_attention;
+  if (fused) {
+    par = net.forward_fused(x_query, x_train, y_train, false);
+    par_attention =
+        nw_attention_weights(x_query.value(), x_train.value(), static_cast<T>(w), false);
+  } else {
+    auto [qkeys, qvalues] = query_keys_values(x_train, y_train, nq);
+    par = net(x_query, qkeys, qvalues);
+    par_attention = net.attention_weights().value();
+  }
+  if (truth)
+    std::cout << "parametric pooling: MSE vs truth " << mse(to_vec(par.value()), d.y_truth) << "\n";
 
   // 4. Outputs.
   const int prec = std::is_same_v<T, float> ? 9 : 17;
@@ -231,14 +256,15 @@ int run(const Options& o) {
   pred.precision(prec);
   pred << "x,average,nonparametric,parametric\n";
   for (std::size_t i = 0; i < nq; ++i)
-    pred << d.x_query[i] << "," << avg.value()(i) << "," << np.y_hat.value()(i) << "," << par.value()(i) << "\n";
+    pred << d.x_query[i] << "," << avg.value()(i) << "," << np.y_hat.value()(i) << ","
+         << par.value()(i) << "\n";
 
   PlotData pd;
   pd.x_train = d.x_train, pd.y_train = d.y_train, pd.x_query = d.x_query, pd.y_truth = d.y_truth;
   pd.average = to_vec(avg.value()), pd.nonparametric = to_vec(np.y_hat.value());
   pd.parametric = to_vec(par.value());
   pd.attention_nonparametric = to_matrix(np.weights.value());
-  pd.attention_parametric = to_matrix(net.attention_weights().value());
+  pd.attention_parametric = to_matrix(par_attention);
   pd.kernel_label = kl.str();
   pd.loss = losses;
   for (double s : {0.1, 0.2, 0.5, 1.0}) {
@@ -261,6 +287,7 @@ int run(const Options& o) {
   j["seed"] = o.seed;
   j["leave_one_out"] = !o.keep_self;
   j["threads"] = omp_get_max_threads();
+  j["impl"] = o.impl;
   j["data"] = d.source;
 
   write_atomic(dir / "predictions.csv", pred.str());
@@ -268,7 +295,8 @@ int run(const Options& o) {
   write_atomic(dir / "attention_parametric.csv", matrix_csv(pd.attention_parametric, prec));
   write_atomic(dir / "training.json", j.dump(2) + "\n");
   std::cout << "wrote " << (dir / "predictions.csv").string() << ", attention_*.csv, training.json";
-  if (!o.no_plots && draw_figures(dir, pd)) std::cout << ", plots.gp and " << figure_files().size() << " figures";
+  if (!o.no_plots && draw_figures(dir, pd))
+    std::cout << ", plots.gp and " << figure_files().size() << " figures";
   std::cout << " in " << dir.string() << "\n";
   return 0;
 }
@@ -280,7 +308,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Nadaraya-Watson kernel regression as attention pooling (d2l), on tapegrad"};
   app.add_option("--train", o.train, "training CSV with header x,y (default: the chapter's data)");
   app.add_option("--query", o.query, "query CSV with header x (default: 0, 0.1, ..., 4.9)");
-  app.add_option("--epochs", o.epochs, "training epochs (full-batch SGD steps)")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "training epochs (full-batch SGD steps)")
+      ->capture_default_str();
   app.add_option("--lr", o.lr, "SGD learning rate")->capture_default_str();
   app.add_option("--w-init", o.w_init, "initial w (default: U(0,1) drawn with the seed)");
   app.add_option("--seed", o.seed, "random seed for the data and w_init")->capture_default_str();
@@ -290,6 +319,7 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", o.dtype, "float32|float64")->capture_default_str();
   app.add_option("--threads", o.threads, "OpenMP threads (0: default)")->capture_default_str();
   app.add_option("--out", o.out, "output directory")->capture_default_str();
+  app.add_option("--impl", o.impl, "parametric model's ops: fused|composed")->capture_default_str();
   app.add_flag("--no-plots", o.no_plots, "skip the figures");
   app.add_flag("--keep-self", o.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
@@ -304,12 +334,15 @@ int main(int argc, char** argv) {
   try {
     if (o.epochs < 0) throw UsageError("--epochs must be >= 0");
     if (!std::isfinite(o.lr) || o.lr < 0) throw UsageError("--lr must be a finite number >= 0");
-    if (!std::isfinite(o.sigma) || o.sigma <= 0) throw UsageError("--sigma must be a positive number");
+    if (!std::isfinite(o.sigma) || o.sigma <= 0)
+      throw UsageError("--sigma must be a positive number");
     if (o.w_init && !std::isfinite(*o.w_init)) throw UsageError("--w-init must be finite");
     if (o.threads < 0) throw UsageError("--threads must be >= 0");
     kernel_from_string(o.kernel);  // rejects unknown names before any work
     if (o.dtype != "float32" && o.dtype != "float64")
       throw UsageError("--dtype must be float32 or float64, got '" + o.dtype + "'");
+    if (o.impl != "fused" && o.impl != "composed")
+      throw UsageError("--impl must be fused or composed, got '" + o.impl + "'");
     if (o.threads > 0) omp_set_num_threads(o.threads);
     return o.dtype == "float64" ? run<double>(o) : run<float>(o);
   } catch (const InputError& e) {

@@ -6,7 +6,8 @@ namespace tapegrad {
 
 namespace {
 
-void datablock(std::ostream& os, const std::string& name, const std::vector<std::vector<double>>& cols) {
+void datablock(std::ostream& os, const std::string& name,
+               const std::vector<std::vector<double>>& cols) {
   os << "$" << name << " << EOD\n";
   const std::size_t n = cols.empty() ? 0 : cols[0].size();
   for (std::size_t r = 0; r < n; ++r) {
@@ -31,8 +32,8 @@ std::string out(const std::string& file, bool tmp) {
 
 // One prediction panel: truth (if known), prediction, training points, as the chapter's
 // plot_kernel_reg (xlim [0, 5], ylim [-1, 5]).
-void prediction_plot(std::ostream& os, const std::string& pred_block, int col, const std::string& title,
-                     bool have_truth, bool small = false) {
+void prediction_plot(std::ostream& os, const std::string& pred_block, int col,
+                     const std::string& title, bool have_truth, bool small = false) {
   os << "set title '" << title << "'\nset xlabel 'x'\nset ylabel 'y'\n"
      << (small ? "set key bottom right font ',8' samplen 1 spacing 0.8\n" : "set key top right\n");
   if (have_truth)  // the chapter's data: the chapter's axes
@@ -58,16 +59,23 @@ void heatmap(std::ostream& os, const std::string& block, const std::string& titl
 }  // namespace
 
 std::vector<std::string> figure_files() {
-  return {"pred_average.png",        "pred_nonparametric.png", "pred_parametric.png",
-          "attention_nonparametric.png", "attention_parametric.png", "loss.png",
-          "kernels.png",             "gaussian_widths.png",    "gaussian_widths_attention.png"};
+  return {"pred_average.png",
+          "pred_nonparametric.png",
+          "pred_parametric.png",
+          "attention_nonparametric.png",
+          "attention_parametric.png",
+          "loss.png",
+          "kernels.png",
+          "gaussian_widths.png",
+          "gaussian_widths_attention.png"};
 }
 
 std::string gnuplot_script(const PlotData& d, bool tmp) {
   std::ostringstream os;
   os.precision(10);
   const bool truth = !d.y_truth.empty();
-  os << "# Figures of tapegrad's nadaraya_watson example; run `gnuplot plots.gp` in this directory.\n"
+  os << "# Figures of tapegrad's nadaraya_watson example; run `gnuplot plots.gp` in this "
+        "directory.\n"
      << "set terminal pngcairo size 640,480 noenhanced\n";
   datablock(os, "train", {d.x_train, d.y_train});
   if (truth) datablock(os, "truth", {d.x_query, d.y_truth});
@@ -92,7 +100,8 @@ std::string gnuplot_script(const PlotData& d, bool tmp) {
   heatmap(os, "att_p", "Attention weights, parametric (learned w)", nq, nt);
 
   os << out("loss.png", tmp) << "set title 'Training loss'\nset xlabel 'epoch'\nset ylabel 'loss'\n"
-     << "set autoscale\nset xrange [1:" << std::max<std::size_t>(2, d.loss.size()) << "]\nunset key\n"
+     << "set autoscale\nset xrange [1:" << std::max<std::size_t>(2, d.loss.size())
+     << "]\nunset key\n"
      << "plot $loss using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4'\n";
 
   // The four kernels of the 2nd edition on [-2.5, 2.5), as functions of the distance.
@@ -119,7 +128,8 @@ std::string gnuplot_script(const PlotData& d, bool tmp) {
       prediction_plot(os, "wpred" + std::to_string(i), 2, t.str(), truth, /*small=*/true);
     }
     os << "unset multiplot\n";
-    os << out("gaussian_widths_attention.png", tmp) << "set terminal pngcairo size 1200,320 noenhanced\n"
+    os << out("gaussian_widths_attention.png", tmp)
+       << "set terminal pngcairo size 1200,320 noenhanced\n"
        << "set multiplot layout 1," << k << "\n";
     for (std::size_t i = 0; i < k; ++i) {
       std::ostringstream t;

@@ -1,7 +1,7 @@
 // Figures for the example program, drawn by gnuplot from a script we generate.
 //
-// The script (plots.gp in the output directory) carries its data inline as gnuplot datablocks, so it
-// can be edited and re-run by hand: `gnuplot plots.gp` from the output directory.
+// The script (plots.gp in the output directory) carries its data inline as gnuplot datablocks, so
+// it can be edited and re-run by hand: `gnuplot plots.gp` from the output directory.
 #pragma once
 
 #include <string>

@@ -5,7 +5,9 @@
 
 namespace tapegrad {
 
-double Rng::uniform() { return static_cast<double>(gen_() >> 11) * 0x1.0p-53; }
+double Rng::uniform() {
+  return static_cast<double>(gen_() >> 11) * 0x1.0p-53;
+}
 
 double Rng::normal() {
   // Box-Muller: two uniforms -> one standard normal (the second is discarded, keeping the stream
@@ -15,7 +17,9 @@ double Rng::normal() {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
 }
 
-double chapter_truth(double x) { return 2.0 * std::sin(x) + std::pow(x, 0.8); }
+double chapter_truth(double x) {
+  return 2.0 * std::sin(x) + std::pow(x, 0.8);
+}
 
 ChapterData make_chapter_data(Rng& rng, std::size_t n_train, double noise_std) {
   ChapterData d;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "ops/attention.h"
 #include "ops/common.h"
 #include "ops/elementwise.h"
 #include "ops/indexing.h"
@@ -33,20 +34,28 @@ Kernel kernel_from_string(const std::string& name) {
 
 std::string to_string(Kernel k) {
   switch (k) {
-    case Kernel::Gaussian: return "gaussian";
-    case Kernel::Boxcar: return "boxcar";
-    case Kernel::Constant: return "constant";
-    case Kernel::Epanechikov: return "epanechikov";
+    case Kernel::Gaussian:
+      return "gaussian";
+    case Kernel::Boxcar:
+      return "boxcar";
+    case Kernel::Constant:
+      return "constant";
+    case Kernel::Epanechikov:
+      return "epanechikov";
   }
   return "?";
 }
 
 double kernel_value(Kernel k, double u) {
   switch (k) {
-    case Kernel::Gaussian: return std::exp(-u * u / 2);
-    case Kernel::Boxcar: return std::abs(u) < 1.0 ? 1.0 : 0.0;
-    case Kernel::Constant: return 1.0;
-    case Kernel::Epanechikov: return std::max(0.0, 1.0 - std::abs(u));
+    case Kernel::Gaussian:
+      return std::exp(-u * u / 2);
+    case Kernel::Boxcar:
+      return std::abs(u) < 1.0 ? 1.0 : 0.0;
+    case Kernel::Constant:
+      return 1.0;
+    case Kernel::Epanechikov:
+      return std::max(0.0, 1.0 - std::abs(u));
   }
   return 0.0;
 }
@@ -98,8 +107,8 @@ NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
 }
 
 template <class T>
-std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>& x_train, const Tensor<T>& y_train,
-                                                     bool leave_one_out) {
+std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>& x_train,
+                                                     const Tensor<T>& y_train, bool leave_one_out) {
   check_dim("training_keys_values", x_train, 1, "x_train");
   check_dim("training_keys_values", y_train, 1, "y_train");
   const std::size_t n = x_train.size();
@@ -118,8 +127,8 @@ std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>& x_train, c
 }
 
 template <class T>
-std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>& x_train, const Tensor<T>& y_train,
-                                                  std::size_t n_query) {
+std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>& x_train,
+                                                  const Tensor<T>& y_train, std::size_t n_query) {
   return {repeat(x_train, {n_query, 1}), repeat(y_train, {n_query, 1})};
 }
 
@@ -147,14 +156,20 @@ Tensor<T> NWKernelRegression<T>::forward(const Tensor<T>& queries, const Tensor<
   return reshape(bmm(unsqueeze(attention_weights_, 1), unsqueeze(values, -1)), {-1});
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                                      \
-  template Tensor<T> average_pooling(const Tensor<T>&, std::size_t);                                 \
-  template NWResult<T> nadaraya_watson(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, Kernel, \
-                                       T, EmptyRow);                                                 \
-  template std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>&, const Tensor<T>&,  \
-                                                                bool);                               \
-  template std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>&, const Tensor<T>&,     \
-                                                             std::size_t);                           \
+template <class T>
+Tensor<T> NWKernelRegression<T>::forward_fused(const Tensor<T>& queries, const Tensor<T>& x_train,
+                                               const Tensor<T>& y_train, bool leave_one_out) {
+  return nw_attention_pool(queries, x_train, y_train, w_, leave_one_out);
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                  \
+  template Tensor<T> average_pooling(const Tensor<T>&, std::size_t);                             \
+  template NWResult<T> nadaraya_watson(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,     \
+                                       Kernel, T, EmptyRow);                                     \
+  template std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>&,                \
+                                                                const Tensor<T>&, bool);         \
+  template std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>&, const Tensor<T>&, \
+                                                             std::size_t);                       \
   template class NWKernelRegression<T>;
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

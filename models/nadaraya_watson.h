@@ -2,8 +2,8 @@
 // Regression"): queries x attend to keys x_i and pool values y_i.
 //
 //   average pooling         f(x) = (1/n) sum_i y_i
-//   Nadaraya-Watson         f(x) = sum_i alpha(x, x_i) y_i,  alpha(x, x_i) = K(x - x_i) / sum_j K(x - x_j)
-//   parametric (learned w)  f(x) = sum_i softmax_i(-((x - x_i) w)^2 / 2) y_i
+//   Nadaraya-Watson         f(x) = sum_i alpha(x, x_i) y_i,  alpha(x, x_i) = K(x - x_i) / sum_j K(x
+//   - x_j) parametric (learned w)  f(x) = sum_i softmax_i(-((x - x_i) w)^2 / 2) y_i
 #pragma once
 
 #include <string>
@@ -21,7 +21,8 @@ Tensor<T> average_pooling(const Tensor<T>& y_train, std::size_t n_query);
 //   gaussian     exp(-u^2 / 2)            boxcar        1 if |u| < 1, else 0
 //   constant     1                         epanechikov   max(0, 1 - |u|)
 enum class Kernel { Gaussian, Boxcar, Constant, Epanechikov };
-Kernel kernel_from_string(const std::string& name);  // throws std::invalid_argument on unknown names
+Kernel kernel_from_string(
+    const std::string& name);  // throws std::invalid_argument on unknown names
 std::string to_string(Kernel k);
 double kernel_value(Kernel k, double u);
 
@@ -33,8 +34,8 @@ enum class EmptyRow { Nearest, Throw };
 
 template <class T>
 struct NWResult {
-  Tensor<T> y_hat;    // (n_query,)
-  Tensor<T> weights;  // (n_query, n_train), rows sum to 1
+  Tensor<T> y_hat;             // (n_query,)
+  Tensor<T> weights;           // (n_query, n_train), rows sum to 1
   std::size_t empty_rows = 0;  // queries that fell back to the nearest training input
 };
 
@@ -50,13 +51,14 @@ NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
 // X_tile[~eye].reshape(n, n - 1). Without it, row i holds all n pairs, including x_i's own, which
 // lets w grow without bound: the model learns to copy y_i (see docs/chapter.md).
 template <class T>
-std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>& x_train, const Tensor<T>& y_train,
+std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>& x_train,
+                                                     const Tensor<T>& y_train,
                                                      bool leave_one_out = true);
 
 // Keys and values for prediction: every query sees all n_train pairs, shape (n_query, n_train).
 template <class T>
-std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>& x_train, const Tensor<T>& y_train,
-                                                  std::size_t n_query);
+std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>& x_train,
+                                                  const Tensor<T>& y_train, std::size_t n_query);
 
 // The chapter's parametric attention pooling with one learnable scalar w, shape (1,).
 template <class T>
@@ -69,7 +71,16 @@ class NWKernelRegression {
   //   attention_weights = softmax(-((queries' - keys) * w)^2 / 2, axis 1)   (n, m)
   //   out = bmm(attention_weights.unsqueeze(1), values.unsqueeze(-1))       (n, 1, 1) -> (n,)
   Tensor<T> forward(const Tensor<T>& queries, const Tensor<T>& keys, const Tensor<T>& values);
-  Tensor<T> operator()(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v) { return forward(q, k, v); }
+  Tensor<T> operator()(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v) {
+    return forward(q, k, v);
+  }
+
+  // The same model through the fused op (ops/attention.h): keys x_train (m,) and values y_train
+  // (m,) are shared by every query, and leave_one_out drops pair i from query i (queries must then
+  // be x_train). O(n + m) memory instead of (n, m) matrices; attention_weights() is not kept (ask
+  // nw_attention_weights for the matrix when you need it).
+  Tensor<T> forward_fused(const Tensor<T>& queries, const Tensor<T>& x_train,
+                          const Tensor<T>& y_train, bool leave_one_out);
 
   Tensor<T>& w() { return w_; }
   std::vector<Tensor<T>> parameters() { return {w_}; }

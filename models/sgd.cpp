@@ -21,7 +21,8 @@ SGD<T>::SGD(std::vector<Tensor<T>> params, T lr, T momentum, T weight_decay, T d
       has_buffer_(params_.size(), false) {
   if (!(lr >= 0) || !std::isfinite(lr))
     throw std::invalid_argument("SGD: invalid learning rate " + std::to_string(lr));
-  if (!(momentum >= 0)) throw std::invalid_argument("SGD: invalid momentum " + std::to_string(momentum));
+  if (!(momentum >= 0))
+    throw std::invalid_argument("SGD: invalid momentum " + std::to_string(momentum));
   if (!(weight_decay >= 0))
     throw std::invalid_argument("SGD: invalid weight_decay " + std::to_string(weight_decay));
   if (nesterov && (momentum <= 0 || dampening != 0))
