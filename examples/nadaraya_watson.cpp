@@ -4,7 +4,7 @@
 //   nadaraya_watson [--train FILE] [--query FILE] [--epochs N] [--lr X] [--w-init X] [--seed N]
 //                   [--kernel gaussian|boxcar|constant|epanechikov] [--sigma X]
 //                   [--dtype float32|float64] [--threads N] [--out DIR] [--no-plots] [--keep-self]
-//                   [--impl fused|composed]
+//                   [--impl fused|composed] [--n-train N]
 //
 // With no arguments: the chapter's data (seeded), average pooling, nonparametric pooling, 5 epochs
 // of leave-one-out training of NWKernelRegression with SGD (lr 0.5), predictions, CSV/JSON outputs
@@ -40,6 +40,7 @@ namespace {
 struct Options {
   std::string train, query, out = "out", kernel = "gaussian", dtype = "float32", impl = "fused";
   int epochs = 5;
+  int n_train = 50;  // size of the generated chapter data
   double lr = 0.5, sigma = 1.0;
   std::optional<double> w_init;
   std::uint64_t seed = 0;
@@ -60,7 +61,7 @@ struct Data {
 Data load_data(const Options& o, Rng& rng) {
   Data d;
   if (o.train.empty()) {
-    ChapterData c = make_chapter_data(rng);
+    ChapterData c = make_chapter_data(rng, static_cast<std::size_t>(o.n_train));
     d.x_train = c.x_train, d.y_train = c.y_train, d.x_query = c.x_query, d.y_truth = c.y_truth;
     d.source = "the chapter's data (seed " + std::to_string(o.seed) + ")";
   } else {
@@ -308,6 +309,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Nadaraya-Watson kernel regression as attention pooling (d2l), on tapegrad"};
   app.add_option("--train", o.train, "training CSV with header x,y (default: the chapter's data)");
   app.add_option("--query", o.query, "query CSV with header x (default: 0, 0.1, ..., 4.9)");
+  app.add_option("--n-train", o.n_train, "training points to generate when there is no --train")
+      ->capture_default_str();
   app.add_option("--epochs", o.epochs, "training epochs (full-batch SGD steps)")
       ->capture_default_str();
   app.add_option("--lr", o.lr, "SGD learning rate")->capture_default_str();
@@ -333,6 +336,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (o.epochs < 0) throw UsageError("--epochs must be >= 0");
+    if (o.n_train < 2) throw UsageError("--n-train must be >= 2");
     if (!std::isfinite(o.lr) || o.lr < 0) throw UsageError("--lr must be a finite number >= 0");
     if (!std::isfinite(o.sigma) || o.sigma <= 0)
       throw UsageError("--sigma must be a positive number");
