@@ -1,6 +1,7 @@
 #include "autograd/tape.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include <xtensor/xbuilder.hpp>
@@ -10,6 +11,22 @@ namespace tapegrad {
 namespace {
 
 thread_local bool tl_grad_enabled = true;
+thread_local bool tl_anomaly = false;
+// The entry whose backward is running (for anomaly messages about gradients).
+thread_local const Entry* tl_running = nullptr;
+
+template <class T>
+bool all_finite(const xt::xarray<T>& a) {
+  for (const T v : a)
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+std::string input_shapes(const std::vector<Shape>& shapes) {
+  std::string s;
+  for (std::size_t i = 0; i < shapes.size(); ++i) s += (i ? ", " : "") + shape_str(shapes[i]);
+  return s.empty() ? "none" : s;
+}
 
 struct Tape {
   std::vector<Entry> entries;    // ordered by id (= creation order)
@@ -44,6 +61,16 @@ bool grad_enabled() {
   return tl_grad_enabled;
 }
 
+bool anomaly_enabled() {
+  return tl_anomaly;
+}
+DetectAnomalyGuard::DetectAnomalyGuard() : previous_(tl_anomaly) {
+  tl_anomaly = true;
+}
+DetectAnomalyGuard::~DetectAnomalyGuard() {
+  tl_anomaly = previous_;
+}
+
 NoGradGuard::NoGradGuard() : previous_(tl_grad_enabled) {
   tl_grad_enabled = false;
 }
@@ -66,10 +93,17 @@ void clear_tape() {
 template <class T>
 Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
                  std::function<void(const Node<T>& out)> backward) {
+  Tape& tp = tape();
+  if (tl_anomaly && !all_finite(value)) {
+    std::vector<Shape> shapes;
+    for (const auto& t : inputs) shapes.push_back(t.shape());
+    throw AnomalyError("anomaly: " + op + " (tape position " + std::to_string(tp.next_id) +
+                       ") produced NaN or inf in its forward output; input shapes " +
+                       input_shapes(shapes));
+  }
   Tensor<T> out(std::move(value));
   if (!needs_record(inputs)) return out;
 
-  Tape& tp = tape();
   if (tp.entries.size() >= tp.sweep_at) tp.sweep();
 
   Entry e;
@@ -92,6 +126,17 @@ template <class T>
 void accumulate_grad(const Tensor<T>& t, xt::xarray<T>&& g, const std::string& op) {
   Node<T>& n = t.node();
   if (!n.requires_grad) return;
+  if (tl_anomaly && !all_finite(g)) {
+    std::string where = op;
+    std::vector<Shape> shapes;
+    if (tl_running) {
+      where = tl_running->op + " (tape position " + std::to_string(tl_running->id) + ")";
+      for (const auto& in : tl_running->inputs) shapes.push_back(in->shape());
+    }
+    throw AnomalyError("anomaly: the backward of " + where +
+                       " produced NaN or inf in a gradient of shape " + shape_str(t.shape()) +
+                       "; input shapes " + input_shapes(shapes));
+  }
   if (!std::equal(g.shape().begin(), g.shape().end(), n.value.shape().begin(),
                   n.value.shape().end()))
     throw std::logic_error("backward of " + op + " produced a gradient of shape " +
@@ -170,7 +215,16 @@ void backward(const Tensor<T>& loss, const xt::xarray<T>* grad, bool retain_grap
             "on the first call");
       in->backward_stamp = stamp;
     }
-    if (out->has_grad()) e.backward(*out);
+    if (out->has_grad()) {
+      tl_running = &e;
+      try {
+        e.backward(*out);
+      } catch (...) {
+        tl_running = nullptr;
+        throw;
+      }
+      tl_running = nullptr;
+    }
     if (!out->retains_grad) out->release_grad();  // a non-leaf's grad is only needed until here
   }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 namespace tapegrad {
@@ -103,6 +104,9 @@ Columns parse_csv(std::istream& in, const std::vector<std::string>& header,
 }
 
 Columns read_csv(const std::string& path, const std::vector<std::string>& header) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(path, 0, "is a directory, not a CSV file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
   return parse_csv(in, header, path);

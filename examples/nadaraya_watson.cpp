@@ -4,7 +4,7 @@
 //   nadaraya_watson [--train FILE] [--query FILE] [--epochs N] [--lr X] [--w-init X] [--seed N]
 //                   [--kernel gaussian|boxcar|constant|epanechikov] [--sigma X]
 //                   [--dtype float32|float64] [--threads N] [--out DIR] [--no-plots] [--keep-self]
-//                   [--impl fused|composed] [--n-train N]
+//                   [--impl fused|composed] [--n-train N] [--save PATH] [--resume PATH]
 //
 // With no arguments: the chapter's data (seeded), average pooling, nonparametric pooling, 5 epochs
 // of leave-one-out training of NWKernelRegression with SGD (lr 0.5), predictions, CSV/JSON outputs
@@ -27,6 +27,7 @@
 
 #include "examples/csv.h"
 #include "examples/plots.h"
+#include "models/checkpoint.h"
 #include "models/data.h"
 #include "models/nadaraya_watson.h"
 #include "models/sgd.h"
@@ -39,6 +40,7 @@ namespace {
 
 struct Options {
   std::string train, query, out = "out", kernel = "gaussian", dtype = "float32", impl = "fused";
+  std::string save, resume;  // checkpoint paths
   int epochs = 5;
   int n_train = 50;  // size of the generated chapter data
   double lr = 0.5, sigma = 1.0;
@@ -164,7 +166,21 @@ int run(const Options& o) {
   const Kernel kernel = kernel_from_string(o.kernel);
   Data d = load_data(o, rng);
   // The chapter initialises w with torch.rand(1): U(0, 1), drawn after the data.
-  const double w_init = o.w_init ? *o.w_init : rng.uniform();
+  double w_init = o.w_init ? *o.w_init : rng.uniform();
+
+  // The model and its optimizer; --resume overwrites w and the SGD state from a checkpoint, which
+  // is validated completely before anything else happens (a bad one exits 2 with nothing written).
+  NWKernelRegression<T> net(static_cast<T>(w_init));
+  SGD<T> trainer(net.parameters(), static_cast<T>(o.lr));
+  NamedTensors<T> named = {{"w", net.w()}};
+  int epochs_before = 0;
+  if (!o.resume.empty()) {
+    const nlohmann::json meta = load_checkpoint(o.resume, named, trainer);
+    w_init = static_cast<double>(net.w().value()(0));
+    epochs_before = meta.value("epochs_done", 0);
+    std::cout << "resumed from " << o.resume << ": w = " << w_init << " after " << epochs_before
+              << " epochs\n";
+  }
 
   // Check the output directory before any work, so bad --out fails fast and writes nothing.
   const fs::path dir(o.out);
@@ -210,8 +226,6 @@ int run(const Options& o) {
   const bool fused = o.impl == "fused", loo = !o.keep_self;
   Tensor<T> keys, values;
   if (!fused) std::tie(keys, values) = training_keys_values(x_train, y_train, loo);
-  NWKernelRegression<T> net(static_cast<T>(w_init));
-  SGD<T> trainer(net.parameters(), static_cast<T>(o.lr));
   std::cout << "parametric pooling: training w (w_init " << w_init << ", " << o.impl << " ops) on "
             << (loo ? "leave-one-out pairs (" : "all pairs (") << n << " x " << (loo ? n - 1 : n)
             << "), lr " << o.lr << ", " << o.epochs << " epochs\n";
@@ -226,14 +240,14 @@ int run(const Options& o) {
     l.backward();
     trainer.step();
     losses.push_back(static_cast<double>(l.item()));
-    std::printf("epoch %d, loss %.6f\n", epoch + 1, losses.back());
+    std::printf("epoch %d, loss %.6f\n", epochs_before + epoch + 1, losses.back());
   }
   const double train_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double w = static_cast<double>(net.w().value()(0));
   std::cout << "learned w = " << w << "\n";
   if (!std::isfinite(w))
-    throw UsageError("training diverged (w is not finite); try a smaller --lr");
+    throw UsageError("training diverged (w is not finite); try a smaller --lr or --w-init");
 
   // Predictions with every training pair as keys, as the chapter does after training.
   NoGradGuard no_grad;
@@ -290,6 +304,14 @@ int run(const Options& o) {
   j["threads"] = omp_get_max_threads();
   j["impl"] = o.impl;
   j["data"] = d.source;
+  j["epochs_before"] = epochs_before;
+
+  if (!o.save.empty()) {
+    save_checkpoint(
+        o.save, named, trainer,
+        {{"epochs_done", epochs_before + o.epochs}, {"dtype", o.dtype}, {"seed", o.seed}});
+    std::cout << "saved checkpoint " << o.save << "\n";
+  }
 
   write_atomic(dir / "predictions.csv", pred.str());
   write_atomic(dir / "attention_nonparametric.csv", matrix_csv(pd.attention_nonparametric, prec));
@@ -324,6 +346,10 @@ int main(int argc, char** argv) {
   app.add_option("--out", o.out, "output directory")->capture_default_str();
   app.add_option("--impl", o.impl, "parametric model's ops: fused|composed")->capture_default_str();
   app.add_flag("--no-plots", o.no_plots, "skip the figures");
+  app.add_option("--save", o.save,
+                 "write w and the optimizer state to this checkpoint after training");
+  app.add_option("--resume", o.resume,
+                 "start from this checkpoint (--epochs counts the new epochs)");
   app.add_flag("--keep-self", o.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
   try {
@@ -349,6 +375,9 @@ int main(int argc, char** argv) {
       throw UsageError("--impl must be fused or composed, got '" + o.impl + "'");
     if (o.threads > 0) omp_set_num_threads(o.threads);
     return o.dtype == "float64" ? run<double>(o) : run<float>(o);
+  } catch (const CheckpointError& e) {
+    std::cerr << "nadaraya_watson: error: " << e.what() << "\n";
+    return 2;
   } catch (const InputError& e) {
     std::cerr << "nadaraya_watson: error: " << e.message() << "\n";
     return 2;

@@ -101,8 +101,12 @@ std::string gnuplot_script(const PlotData& d, bool tmp) {
 
   os << out("loss.png", tmp) << "set title 'Training loss'\nset xlabel 'epoch'\nset ylabel 'loss'\n"
      << "set autoscale\nset xrange [1:" << std::max<std::size_t>(2, d.loss.size())
-     << "]\nunset key\n"
-     << "plot $loss using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4'\n";
+     << "]\nunset key\n";
+  if (d.loss.empty())  // --epochs 0: gnuplot fails on a plot without points, so draw an empty frame
+    os << "set yrange [0:1]\nset label 1 'no training epochs' at graph 0.5, graph 0.5 center\n"
+       << "plot 2 notitle\nunset label 1\n";
+  else
+    os << "plot $loss using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4'\n";
 
   // The four kernels of the 2nd edition on [-2.5, 2.5), as functions of the distance.
   os << out("kernels.png", tmp) << "set terminal pngcairo size 1200,320 noenhanced\n"
