@@ -15,6 +15,7 @@ std::string shape_str(const Shape& s) {
   std::ostringstream os;
   os << '(';
   for (std::size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  if (s.size() == 1) os << ',';  // a Python tuple: (4,) is a shape, (4) would read as a number
   os << ')';
   return os.str();
 }

@@ -28,7 +28,7 @@ namespace tapegrad {
 // Shapes as torch.Size: a list of extents, row-major. A 0-d tensor (a scalar) has the shape {}.
 using Shape = std::vector<std::size_t>;
 
-std::string shape_str(const Shape& s);  // "(2, 3)", "()" for a scalar
+std::string shape_str(const Shape& s);  // "(2, 3)", "(4,)", "()" for a scalar
 
 template <class S>
 Shape to_shape(const S& s) {

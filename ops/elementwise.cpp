@@ -1,9 +1,10 @@
+// Compiled with -ffast-math (see CMakeLists.txt): exp, log, tanh vectorise through glibc's libmvec.
+// Nothing here tests for inf or NaN (anomaly mode does, in autograd/tape.cpp).
 #include "ops/elementwise.h"
 
 #include <cmath>
 
-#include <xtensor/xmath.hpp>
-#include <xtensor/xoperation.hpp>
+#include <xtensor/xbroadcast.hpp>
 
 #include "ops/common.h"
 
@@ -11,14 +12,67 @@ namespace tapegrad {
 
 namespace {
 
-// y = f(x) elementwise. Backward x: grad * dydx(x, y): every unary op is one forward expression
-// and one local derivative.
+// Elementwise loops split across OpenMP threads only when there is enough work to pay for it: the
+// chapter's 50-element tensors stay on one thread.
+constexpr std::size_t kParallelMin = 1 << 16;
+
+// out[i] = f(a[i]).
+template <class T, class F>
+xt::xarray<T> map(const xt::xarray<T>& a, F f) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
+  const T* x = a.data();
+  T* o = out.data();
+  const long n = static_cast<long>(a.size());
+#pragma omp parallel for simd if (a.size() >= kParallelMin)
+  for (long i = 0; i < n; ++i) o[i] = f(x[i]);
+  return out;
+}
+
+// out = f(a, b) with NumPy broadcasting. Equal shapes and a one-element operand (w in the chapter's
+// (q - k) * w) are plain loops; other broadcasts materialise both operands at the result's shape.
+template <class T, class F>
+xt::xarray<T> zip(const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
+  const Shape sa = to_shape(a.shape()), sb = to_shape(b.shape());
+  const Shape s = broadcast_shapes("zip", sa, sb);
+  if (sa == sb) {
+    xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
+    const T *x = a.data(), *y = b.data();
+    T* o = out.data();
+    const long n = static_cast<long>(a.size());
+#pragma omp parallel for simd if (a.size() >= kParallelMin)
+    for (long i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+    return out;
+  }
+  if (b.size() == 1 && numel(s) == a.size()) {
+    const T y = *b.data();
+    xt::xarray<T> out = map(a, [&](T x) { return f(x, y); });
+    out.reshape(s);
+    return out;
+  }
+  if (a.size() == 1 && numel(s) == b.size()) {
+    const T x = *a.data();
+    xt::xarray<T> out = map(b, [&](T y) { return f(x, y); });
+    out.reshape(s);
+    return out;
+  }
+  const xt::xarray<T> ab = xt::broadcast(a, s), bb = xt::broadcast(b, s);
+  return zip(ab, bb, f);
+}
+
+// y = f(x) elementwise; backward x: grad * dydx(x, y). Every unary op is one line of forward math
+// and one line of derivative.
 template <class T, class Forward, class Derivative>
 Tensor<T> unary_op(const std::string& op, const Tensor<T>& x, Forward f, Derivative dydx) {
   check_defined(op, x);
-  xt::xarray<T> y = f(x.value());
-  return record<T>(op, std::move(y), {x}, [x, op, dydx](const Node<T>& out) {
-    accumulate_grad(x, xt::xarray<T>(out.grad * dydx(x.value(), out.value)), op);
+  return record<T>(op, map(x.value(), f), {x}, [x, op, dydx](const Node<T>& out) {
+    // Evaluate the derivative at (x, y) and multiply by grad in one pass.
+    xt::xarray<T> g = xt::xarray<T>::from_shape(out.grad.shape());
+    const T *gv = out.grad.data(), *xv = x.value().data(), *yv = out.value.data();
+    T* d = g.data();
+    const long n = static_cast<long>(g.size());
+#pragma omp parallel for simd if (g.size() >= kParallelMin)
+    for (long i = 0; i < n; ++i) d[i] = gv[i] * dydx(xv[i], yv[i]);
+    accumulate_grad(x, std::move(g), op);
   });
 }
 
@@ -26,7 +80,7 @@ template <class T>
 void check_binary(const std::string& op, const Tensor<T>& a, const Tensor<T>& b) {
   check_defined(op, a);
   check_defined(op, b);
-  broadcast_shapes(op, a.shape(), b.shape());  // throws with both shapes
+  broadcast_shapes(op, a.shape(), b.shape());  // throws naming op and both shapes
 }
 
 }  // namespace
@@ -35,94 +89,99 @@ void check_binary(const std::string& op, const Tensor<T>& a, const Tensor<T>& b)
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("add", a, b);
-  return record<T>("add", a.value() + b.value(), {a, b}, [a, b](const Node<T>& out) {
-    if (a.requires_grad()) accumulate_grad(a, sum_to_shape(out.grad, a.shape()), "add");
-    if (b.requires_grad()) accumulate_grad(b, sum_to_shape(out.grad, b.shape()), "add");
-  });
+  return record<T>("add", zip(a.value(), b.value(), [](T x, T y) { return x + y; }), {a, b},
+                   [a, b](const Node<T>& out) {
+                     if (a.requires_grad())
+                       accumulate_grad(a, sum_to_shape(out.grad, a.shape()), "add");
+                     if (b.requires_grad())
+                       accumulate_grad(b, sum_to_shape(out.grad, b.shape()), "add");
+                   });
 }
 
 // a: grad        b: -grad
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("sub", a, b);
-  return record<T>("sub", a.value() - b.value(), {a, b}, [a, b](const Node<T>& out) {
-    if (a.requires_grad()) accumulate_grad(a, sum_to_shape(out.grad, a.shape()), "sub");
-    if (b.requires_grad())
-      accumulate_grad(b, sum_to_shape(xt::xarray<T>(-out.grad), b.shape()), "sub");
-  });
+  return record<T>(
+      "sub", zip(a.value(), b.value(), [](T x, T y) { return x - y; }), {a, b},
+      [a, b](const Node<T>& out) {
+        if (a.requires_grad()) accumulate_grad(a, sum_to_shape(out.grad, a.shape()), "sub");
+        if (b.requires_grad())
+          accumulate_grad(b, sum_to_shape(map(out.grad, [](T g) { return -g; }), b.shape()), "sub");
+      });
 }
 
 // a: grad * b    b: grad * a
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("mul", a, b);
-  return record<T>("mul", a.value() * b.value(), {a, b}, [a, b](const Node<T>& out) {
-    if (a.requires_grad())
-      accumulate_grad(a, sum_to_shape(xt::xarray<T>(out.grad * b.value()), a.shape()), "mul");
-    if (b.requires_grad())
-      accumulate_grad(b, sum_to_shape(xt::xarray<T>(out.grad * a.value()), b.shape()), "mul");
-  });
+  const auto times = [](T x, T y) { return x * y; };
+  return record<T>(
+      "mul", zip(a.value(), b.value(), times), {a, b}, [a, b, times](const Node<T>& out) {
+        if (a.requires_grad())
+          accumulate_grad(a, sum_to_shape(zip(out.grad, b.value(), times), a.shape()), "mul");
+        if (b.requires_grad())
+          accumulate_grad(b, sum_to_shape(zip(out.grad, a.value(), times), b.shape()), "mul");
+      });
 }
 
 // a: grad / b    b: -grad * a / b^2  (= -grad * out / b)
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("div", a, b);
-  return record<T>("div", a.value() / b.value(), {a, b}, [a, b](const Node<T>& out) {
-    if (a.requires_grad())
-      accumulate_grad(a, sum_to_shape(xt::xarray<T>(out.grad / b.value()), a.shape()), "div");
-    if (b.requires_grad())
-      accumulate_grad(b, sum_to_shape(xt::xarray<T>(-out.grad * out.value / b.value()), b.shape()),
-                      "div");
-  });
+  return record<T>(
+      "div", zip(a.value(), b.value(), [](T x, T y) { return x / y; }), {a, b},
+      [a, b](const Node<T>& out) {
+        if (a.requires_grad())
+          accumulate_grad(
+              a, sum_to_shape(zip(out.grad, b.value(), [](T g, T y) { return g / y; }), a.shape()),
+              "div");
+        if (b.requires_grad()) {
+          const xt::xarray<T> g_out = zip(out.grad, out.value, [](T g, T o) { return -g * o; });
+          accumulate_grad(
+              b, sum_to_shape(zip(g_out, b.value(), [](T u, T y) { return u / y; }), b.shape()),
+              "div");
+        }
+      });
 }
 
 // self: grad
 template <class T>
 Tensor<T> add(const Tensor<T>& a, scalar_t<T> s) {
   return unary_op<T>(
-      "add", a, [s](const auto& x) { return xt::xarray<T>(x + s); },
-      [](const auto& x, const auto&) { return xt::ones_like(x); });
+      "add", a, [s](T x) { return x + s; }, [](T, T) { return T(1); });
 }
 
 // self: grad * s
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, scalar_t<T> s) {
   return unary_op<T>(
-      "mul", a, [s](const auto& x) { return xt::xarray<T>(x * s); },
-      [s](const auto& x, const auto&) { return xt::ones_like(x) * s; });
+      "mul", a, [s](T x) { return x * s; }, [s](T, T) { return s; });
 }
 
-// s / a.  self: -grad * s / a^2  (= -grad * out / a)
+// s / a.  self: -grad * s / a^2  (= -grad * result / a)
 template <class T>
 Tensor<T> rdiv(scalar_t<T> s, const Tensor<T>& a) {
   return unary_op<T>(
-      "rdiv", a, [s](const auto& x) { return xt::xarray<T>(s / x); },
-      [](const auto& x, const auto& y) { return -y / x; });
+      "rdiv", a, [s](T x) { return s / x; }, [](T x, T y) { return -y / x; });
 }
 
 // self: -grad
 template <class T>
 Tensor<T> neg(const Tensor<T>& a) {
   return unary_op<T>(
-      "neg", a, [](const auto& x) { return xt::xarray<T>(-x); },
-      [](const auto& x, const auto&) { return -xt::ones_like(x); });
+      "neg", a, [](T x) { return -x; }, [](T, T) { return T(-1); });
 }
 
 // self: grad * p * self^(p - 1)      (0 where p == 0)
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, scalar_t<T> p) {
+  if (p == T(2))  // exact, and the chapter's hot path (square)
+    return unary_op<T>(
+        "pow", a, [](T x) { return x * x; }, [](T x, T) { return T(2) * x; });
   return unary_op<T>(
-      "pow", a,
-      [p](const auto& x) {
-        if (p == T(2)) return xt::xarray<T>(x * x);  // exact, and the chapter's hot path
-        return xt::xarray<T>(xt::pow(x, p));
-      },
-      [p](const auto& x, const auto&) {
-        if (p == T(0)) return xt::xarray<T>(xt::zeros_like(x));
-        if (p == T(2)) return xt::xarray<T>(T(2) * x);
-        return xt::xarray<T>(p * xt::pow(x, p - T(1)));
-      });
+      "pow", a, [p](T x) { return std::pow(x, p); },
+      [p](T x, T) { return p == T(0) ? T(0) : p * std::pow(x, p - T(1)); });
 }
 
 // square(x) = pow(x, 2): self: grad * 2 * self
@@ -135,56 +194,52 @@ Tensor<T> square(const Tensor<T>& a) {
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a) {
   return unary_op<T>(
-      "sqrt", a, [](const auto& x) { return xt::xarray<T>(xt::sqrt(x)); },
-      [](const auto&, const auto& y) { return T(0.5) / y; });
+      "sqrt", a, [](T x) { return std::sqrt(x); }, [](T, T y) { return T(0.5) / y; });
 }
 
 // self: grad * result
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
   return unary_op<T>(
-      "exp", a, [](const auto& x) { return xt::xarray<T>(xt::exp(x)); },
-      [](const auto&, const auto& y) { return y; });
+      "exp", a, [](T x) { return std::exp(x); }, [](T, T y) { return y; });
 }
 
 // self: grad / self
 template <class T>
 Tensor<T> log(const Tensor<T>& a) {
   return unary_op<T>(
-      "log", a, [](const auto& x) { return xt::xarray<T>(xt::log(x)); },
-      [](const auto& x, const auto&) { return T(1) / x; });
+      "log", a, [](T x) { return std::log(x); }, [](T x, T) { return T(1) / x; });
 }
 
 // self: grad * sign(self)      (sign(0) = 0, as torch)
 template <class T>
 Tensor<T> abs(const Tensor<T>& a) {
   return unary_op<T>(
-      "abs", a, [](const auto& x) { return xt::xarray<T>(xt::abs(x)); },
-      [](const auto& x, const auto&) { return xt::sign(x); });
+      "abs", a, [](T x) { return std::abs(x); },
+      [](T x, T) { return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)); });
 }
 
 // self: grad * (self > 0)
 template <class T>
 Tensor<T> relu(const Tensor<T>& a) {
   return unary_op<T>(
-      "relu", a, [](const auto& x) { return xt::xarray<T>(xt::maximum(x, T(0))); },
-      [](const auto& x, const auto&) { return xt::cast<T>(x > T(0)); });
+      "relu", a, [](T x) { return x > T(0) ? x : T(0); },
+      [](T x, T) { return x > T(0) ? T(1) : T(0); });
 }
 
 // self: grad * (1 - result^2)
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a) {
   return unary_op<T>(
-      "tanh", a, [](const auto& x) { return xt::xarray<T>(xt::tanh(x)); },
-      [](const auto&, const auto& y) { return T(1) - y * y; });
+      "tanh", a, [](T x) { return std::tanh(x); }, [](T, T y) { return T(1) - y * y; });
 }
 
 // self: grad * result * (1 - result)
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
   return unary_op<T>(
-      "sigmoid", a, [](const auto& x) { return xt::xarray<T>(T(1) / (T(1) + xt::exp(-x))); },
-      [](const auto&, const auto& y) { return y * (T(1) - y); });
+      "sigmoid", a, [](T x) { return T(1) / (T(1) + std::exp(-x)); },
+      [](T, T y) { return y * (T(1) - y); });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                               \

@@ -31,15 +31,30 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
                   int(N));
     return;
   }
+  // Element (i, k) of op(A) is A[i * a_i + k * a_k]; element (k, j) of op(B) is B[k * b_k + j *
+  // b_j].
+  const std::size_t a_i = trans_a ? 1 : K, a_k = trans_a ? M : 1;
+  const std::size_t b_k = trans_b ? 1 : N, b_j = trans_b ? K : 1;
+  if (a_k == 1 && (b_k == 1 || N == 1)) {
+    // Both operands contiguous along k: each C[i, j] is one vectorisable dot product. This is the
+    // chapter's (1, m) x (m, 1) row: sum_k weights_k * values_k.
+    for (std::size_t i = 0; i < M; ++i)
+      for (std::size_t j = 0; j < N; ++j) {
+        const T* a = A + i * a_i;
+        const T* b = B + j * b_j;
+        T acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (std::size_t k = 0; k < K; ++k) acc += a[k] * b[k];
+        C[i * N + j] = acc;
+      }
+    return;
+  }
+  // Otherwise accumulate rows of B: C[i, :] += op(A)[i, k] * op(B)[k, :].
   for (std::size_t i = 0; i < M * N; ++i) C[i] = T(0);
   for (std::size_t i = 0; i < M; ++i)
     for (std::size_t k = 0; k < K; ++k) {
-      const T aik = trans_a ? A[k * M + i] : A[i * K + k];
-      if (trans_b) {
-        for (std::size_t j = 0; j < N; ++j) C[i * N + j] += aik * B[j * K + k];
-      } else {
-        for (std::size_t j = 0; j < N; ++j) C[i * N + j] += aik * B[k * N + j];
-      }
+      const T aik = A[i * a_i + k * a_k];
+      for (std::size_t j = 0; j < N; ++j) C[i * N + j] += aik * B[k * b_k + j * b_j];
     }
 }
 

@@ -16,6 +16,9 @@ Tensor<T> mse_loss(const Tensor<T>& pred, const Tensor<T>& target, const std::st
   if (reduction != "none" && reduction != "mean" && reduction != "sum")
     throw std::invalid_argument(
         "mse_loss: reduction must be \"none\", \"mean\" or \"sum\", got \"" + reduction + "\"");
+  if (reduction == "mean" && pred.size() == 0)  // torch returns NaN; we say why instead
+    throw std::invalid_argument("mse_loss: reduction \"mean\" of empty tensors of shape " +
+                                shape_str(pred.shape()));
   Tensor<T> sq = square(sub(pred, target));
   if (reduction == "none") return sq;
   if (reduction == "sum") return sum(sq);

@@ -58,9 +58,7 @@ Tensor<T> sum(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims) 
   check_defined("sum", a);
   const Shape in_shape = a.shape();
   const auto ax = normalize_axes("sum", axes, in_shape);
-  xt::xarray<T> v = ax.empty()
-                        ? a.value()  // a 0-d tensor: nothing to reduce
-                        : xt::xarray<T>(xt::sum(a.value(), ax, xt::evaluation_strategy::immediate));
+  xt::xarray<T> v = sum_over_axes(a.value(), ax);  // keepdims shape; a 0-d tensor stays as it is
   const Shape kshape = keepdims_shape(in_shape, ax);
   v.reshape(keepdims ? kshape : reduced_shape(in_shape, ax));
   return record<T>("sum", std::move(v), {a}, [a, kshape](const Node<T>& out) {

@@ -1,5 +1,7 @@
 #include "ops/repeat.h"
 
+#include <algorithm>
+
 #include <xtensor/xbroadcast.hpp>
 #include <xtensor/xreducer.hpp>
 #include <xtensor/xstrided_view.hpp>
@@ -24,10 +26,7 @@ Tensor<T> copy_by_broadcast(const std::string& op, const Tensor<T>& a, const Sha
   return record<T>(op, std::move(v), {a}, [a, op, expanded, copy_axes](const Node<T>& out) {
     xt::xarray<T> g = out.grad;
     g.reshape(expanded);
-    xt::xarray<T> r =
-        copy_axes.empty()
-            ? g
-            : xt::xarray<T>(xt::sum(g, copy_axes, xt::evaluation_strategy::immediate));
+    xt::xarray<T> r = sum_over_axes(g, copy_axes);
     r.reshape(a.value().shape());
     accumulate_grad(a, std::move(r), op);
   });
@@ -62,18 +61,48 @@ Tensor<T> repeat(const Tensor<T>& a, const std::vector<std::size_t>& reps) {
 }
 
 // self: grad.reshape(..., s_axis, repeats, ...).sum(axis + 1)
+// Written as loops over the (outer, len, inner) view of the axis rather than broadcast + reshape:
+// it is the first op of the chapter's model and runs on every (query, key) pair.
 template <class T>
 Tensor<T> repeat_interleave(const Tensor<T>& a, std::size_t repeats, std::optional<long> axis) {
   check_defined("repeat_interleave", a);
   if (!axis) return repeat_interleave(flatten(a), repeats, 0L);
   const Shape s = a.shape();
-  if (s.empty()) return repeat_interleave(reshape(a, {1}), repeats, 0L);  // torch treats () as (1,)
+  if (s.empty()) {  // torch treats a 0-d tensor as (1,): axis 0 or -1 only
+    normalize_axis("repeat_interleave", *axis, Shape{1});
+    return repeat_interleave(reshape(a, {1}), repeats, 0L);
+  }
   const std::size_t ax = normalize_axis("repeat_interleave", *axis, s);
-  Shape view = s, expanded = s, out_shape = s;
-  view.insert(view.begin() + static_cast<long>(ax) + 1, 1);
-  expanded.insert(expanded.begin() + static_cast<long>(ax) + 1, repeats);
-  out_shape[ax] *= repeats;
-  return copy_by_broadcast("repeat_interleave", a, view, expanded, {ax + 1}, out_shape);
+  const AxisSplit sp = split_at_axis(s, ax);
+  const std::size_t r = repeats;
+  Shape out_shape = s;
+  out_shape[ax] *= r;
+  xt::xarray<T> v = xt::xarray<T>::from_shape(out_shape);
+  const T* x = a.value().data();
+  T* o = v.data();
+  // Row (o, k) of the input becomes rows (o, k * r + t), t < r, of the output.
+  const long rows = static_cast<long>(sp.outer * sp.len);
+#pragma omp parallel for if (v.size() >= (1 << 16))
+  for (long row = 0; row < rows; ++row) {
+    if (sp.inner == 1) {  // the chapter's case: each query value repeated r times
+      std::fill(o + row * r, o + (row + 1) * r, x[row]);
+      continue;
+    }
+    for (std::size_t t = 0; t < r; ++t)
+      std::copy(x + row * sp.inner, x + (row + 1) * sp.inner, o + (row * r + t) * sp.inner);
+  }
+  return record<T>("repeat_interleave", std::move(v), {a}, [a, sp, r](const Node<T>& out) {
+    xt::xarray<T> g = xt::zeros<T>(a.value().shape());
+    const T* go = out.grad.data();
+    T* gi = g.data();
+    const long rows = static_cast<long>(sp.outer * sp.len);
+#pragma omp parallel for if (out.grad.size() >= (1 << 16))
+    for (long row = 0; row < rows; ++row)
+      for (std::size_t t = 0; t < r; ++t)
+        for (std::size_t i = 0; i < sp.inner; ++i)
+          gi[row * sp.inner + i] += go[(row * r + t) * sp.inner + i];
+    accumulate_grad(a, std::move(g), "repeat_interleave");
+  });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                 \

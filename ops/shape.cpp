@@ -76,6 +76,7 @@ Tensor<T> reshape(const Tensor<T>& a, const std::vector<long>& shape) {
 
 template <class T>
 Tensor<T> flatten(const Tensor<T>& a) {
+  check_defined("flatten", a);
   return reshape(a, {-1});
 }
 

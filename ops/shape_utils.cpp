@@ -23,17 +23,61 @@ Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
 }
 
 template <class T>
+xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_t>& axes);
+
+template <class T>
 xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape) {
   const Shape gs = to_shape(g.shape());
   if (gs == shape) return g;
+  if (numel(shape) == 1) {  // everything sums to one element (e.g. the chapter's w): one loop
+    T total = 0;
+    const T* x = g.data();
+    const long n = static_cast<long>(g.size());
+#pragma omp parallel for simd reduction(+ : total) if (g.size() >= (1 << 16))
+    for (long i = 0; i < n; ++i) total += x[i];
+    xt::xarray<T> r = xt::zeros<T>(shape);
+    *r.data() = total;
+    return r;
+  }
   const std::size_t lead = gs.size() - shape.size();  // axes broadcasting prepended
   std::vector<std::size_t> axes;
   for (std::size_t i = 0; i < lead; ++i) axes.push_back(i);
   for (std::size_t j = 0; j < shape.size(); ++j)
     if (shape[j] == 1 && gs[lead + j] != 1) axes.push_back(lead + j);
-  xt::xarray<T> r =
-      axes.empty() ? g : xt::xarray<T>(xt::sum(g, axes, xt::evaluation_strategy::immediate));
+  xt::xarray<T> r = sum_over_axes(g, axes);
   r.reshape(shape);
+  return r;
+}
+
+template <class T>
+xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_t>& axes) {
+  const Shape in = to_shape(a.shape());
+  Shape out = in;
+  for (auto ax : axes) out[ax] = 1;
+  xt::xarray<T> r = xt::zeros<T>(out);
+  if (a.size() == 0) return r;
+  // Walk the input in row-major order with an odometer over its index; `o` is the matching output
+  // offset, where reduced axes have stride 0 (all their elements land on the same output element).
+  const std::size_t rank = in.size();
+  std::vector<std::size_t> stride(rank, 0), idx(rank, 0);
+  std::size_t st = 1;
+  for (std::size_t d = rank; d-- > 0;) {
+    stride[d] = st;
+    st *= out[d];
+  }
+  for (auto ax : axes) stride[ax] = 0;
+  const T* x = a.data();
+  T* y = r.data();
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    y[o] += x[i];
+    for (std::size_t d = rank; d-- > 0;) {
+      o += stride[d];
+      if (++idx[d] < in[d]) break;
+      o -= stride[d] * in[d];
+      idx[d] = 0;
+    }
+  }
   return r;
 }
 
@@ -60,6 +104,10 @@ std::size_t numel(const Shape& s) {
   return n;
 }
 
+template xt::xarray<float> sum_over_axes<float>(const xt::xarray<float>&,
+                                                const std::vector<std::size_t>&);
+template xt::xarray<double> sum_over_axes<double>(const xt::xarray<double>&,
+                                                  const std::vector<std::size_t>&);
 template xt::xarray<float> sum_to_shape<float>(const xt::xarray<float>&, const Shape&);
 template xt::xarray<double> sum_to_shape<double>(const xt::xarray<double>&, const Shape&);
 

@@ -21,6 +21,12 @@ Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b);
 template <class T>
 xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape);
 
+// Sum over `axes` (sorted, distinct), keeping each as extent 1: (2, 3, 4) over {1} -> (2, 1, 4).
+// Our own loop rather than xt::sum: xtensor 0.24.3's reducer crashes when the input has an
+// extent-0 axis that is not reduced (found by tests/reliability/test_property.cpp).
+template <class T>
+xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_t>& axes);
+
 // Torch-style axis: -1 is the last axis. Throws "<op>: axis A is out of range for shape S".
 std::size_t normalize_axis(const std::string& op, long axis, const Shape& shape);
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "ops/common.h"
 
@@ -14,6 +16,40 @@ namespace {
 // enough work to pay for waking them (below ~32k elements one thread is faster).
 constexpr std::size_t kParallelMin = 1 << 15;
 
+// Calls f(base, stride) for every slice along the axis: element k of the slice is at
+// base + k * stride. When the axis is the last one (stride 1, the common case) the stride is a
+// compile-time constant, so the loops in f are contiguous and vectorise (exp included).
+template <class F>
+void for_each_slice(const AxisSplit& s, bool parallel, F f) {
+  const long slices = static_cast<long>(s.outer * s.inner);
+  if (s.inner == 1) {
+#pragma omp parallel for if (parallel)
+    for (long sl = 0; sl < slices; ++sl)
+      f(static_cast<std::size_t>(sl) * s.len, std::integral_constant<std::size_t, 1>());
+  } else {
+#pragma omp parallel for if (parallel)
+    for (long sl = 0; sl < slices; ++sl)
+      f((sl / s.inner) * s.len * s.inner + sl % s.inner, s.inner);
+  }
+}
+
+// This file is compiled with -ffast-math (vectorised exp), under which the compiler may assume no
+// value is infinite and fold std::isinf away; comparing the bits cannot be folded.
+template <class T>
+bool is_minus_infinity(T v) {
+  const T inf = -std::numeric_limits<T>::infinity();
+  return std::memcmp(&v, &inf, sizeof(T)) == 0;
+}
+
+// max_k x[base + k * stride]; an all -inf slice gives 0, so that x - max stays -inf, not NaN.
+template <class T, class Stride>
+T slice_max(const T* x, std::size_t base, std::size_t len, Stride stride) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (std::size_t k = 0; k < len; ++k) m = std::max(m, x[base + k * stride]);
+  return is_minus_infinity(m) ? T(0) : m;
+}
+
 }  // namespace
 
 // x: y * (grad - sum(grad * y, axis))
@@ -22,42 +58,37 @@ Tensor<T> softmax(const Tensor<T>& x, long axis) {
   check_defined("softmax", x);
   const Shape shape = x.shape();
   const AxisSplit s = split_at_axis(shape, normalize_axis("softmax", axis, shape));
-  xt::xarray<T> y = xt::zeros<T>(shape);
+  xt::xarray<T> y = xt::xarray<T>::from_shape(shape);
   const T* in = x.value().data();
   T* o = y.data();
-  const long slices = static_cast<long>(s.outer * s.inner);
-#pragma omp parallel for if (x.size() >= kParallelMin)
-  for (long sl = 0; sl < slices; ++sl) {
-    const std::size_t base = (sl / s.inner) * s.len * s.inner + sl % s.inner;
-    T m = -std::numeric_limits<T>::infinity();
-    for (std::size_t k = 0; k < s.len; ++k) m = std::max(m, in[base + k * s.inner]);
-    if (std::isinf(m) && m < 0) m = T(0);  // every logit -inf: avoid (-inf) - (-inf) = NaN below
+  for_each_slice(s, x.size() >= kParallelMin, [&](std::size_t base, auto stride) {
+    const T m = slice_max(in, base, s.len, stride);
     T z = 0;
+#pragma omp simd reduction(+ : z)
     for (std::size_t k = 0; k < s.len; ++k) {
-      const T e = std::exp(in[base + k * s.inner] - m);
-      o[base + k * s.inner] = e;
+      const T e = std::exp(in[base + k * stride] - m);
+      o[base + k * stride] = e;
       z += e;
     }
     const T inv = T(1) / z;
-    for (std::size_t k = 0; k < s.len; ++k) o[base + k * s.inner] *= inv;
-  }
+#pragma omp simd
+    for (std::size_t k = 0; k < s.len; ++k) o[base + k * stride] *= inv;
+  });
   return record<T>("softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
-    xt::xarray<T> g = xt::zeros<T>(out.value.shape());
+    xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
     const T* yv = out.value.data();
     const T* gv = out.grad.data();
     T* d = g.data();
-    const long slices = static_cast<long>(s.outer * s.inner);
-#pragma omp parallel for if (out.value.size() >= kParallelMin)
-    for (long sl = 0; sl < slices; ++sl) {
-      const std::size_t base = (sl / s.inner) * s.len * s.inner + sl % s.inner;
+    for_each_slice(s, out.value.size() >= kParallelMin, [&](std::size_t base, auto stride) {
       T dot = 0;  // sum_j grad_j * y_j
-      for (std::size_t k = 0; k < s.len; ++k)
-        dot += gv[base + k * s.inner] * yv[base + k * s.inner];
+#pragma omp simd reduction(+ : dot)
+      for (std::size_t k = 0; k < s.len; ++k) dot += gv[base + k * stride] * yv[base + k * stride];
+#pragma omp simd
       for (std::size_t k = 0; k < s.len; ++k) {
-        const std::size_t i = base + k * s.inner;
+        const std::size_t i = base + k * stride;
         d[i] = yv[i] * (gv[i] - dot);
       }
-    }
+    });
     accumulate_grad(x, std::move(g), "softmax");
   });
 }
@@ -68,37 +99,36 @@ Tensor<T> log_softmax(const Tensor<T>& x, long axis) {
   check_defined("log_softmax", x);
   const Shape shape = x.shape();
   const AxisSplit s = split_at_axis(shape, normalize_axis("log_softmax", axis, shape));
-  xt::xarray<T> y = xt::zeros<T>(shape);
+  xt::xarray<T> y = xt::xarray<T>::from_shape(shape);
   const T* in = x.value().data();
   T* o = y.data();
-  const long slices = static_cast<long>(s.outer * s.inner);
-#pragma omp parallel for if (x.size() >= kParallelMin)
-  for (long sl = 0; sl < slices; ++sl) {
-    const std::size_t base = (sl / s.inner) * s.len * s.inner + sl % s.inner;
-    T m = -std::numeric_limits<T>::infinity();
-    for (std::size_t k = 0; k < s.len; ++k) m = std::max(m, in[base + k * s.inner]);
-    if (std::isinf(m) && m < 0) m = T(0);
+  for_each_slice(s, x.size() >= kParallelMin, [&](std::size_t base, auto stride) {
+    const T m = slice_max(in, base, s.len, stride);
     T z = 0;
-    for (std::size_t k = 0; k < s.len; ++k) z += std::exp(in[base + k * s.inner] - m);
-    const T lse = m + std::log(z);  // log sum_j exp(x_j)
-    for (std::size_t k = 0; k < s.len; ++k) o[base + k * s.inner] = in[base + k * s.inner] - lse;
-  }
+#pragma omp simd reduction(+ : z)
+    for (std::size_t k = 0; k < s.len; ++k) z += std::exp(in[base + k * stride] - m);
+    // (x_k - m) - log z, not x_k - (m + log z): m + log z rounds at the magnitude of m, so for
+    // x = [-1000, -1001] in float the latter loses every digit of log z below 6e-5.
+    const T log_z = std::log(z);
+#pragma omp simd
+    for (std::size_t k = 0; k < s.len; ++k)
+      o[base + k * stride] = (in[base + k * stride] - m) - log_z;
+  });
   return record<T>("log_softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
-    xt::xarray<T> g = xt::zeros<T>(out.value.shape());
+    xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
     const T* yv = out.value.data();
     const T* gv = out.grad.data();
     T* d = g.data();
-    const long slices = static_cast<long>(s.outer * s.inner);
-#pragma omp parallel for if (out.value.size() >= kParallelMin)
-    for (long sl = 0; sl < slices; ++sl) {
-      const std::size_t base = (sl / s.inner) * s.len * s.inner + sl % s.inner;
+    for_each_slice(s, out.value.size() >= kParallelMin, [&](std::size_t base, auto stride) {
       T gsum = 0;
-      for (std::size_t k = 0; k < s.len; ++k) gsum += gv[base + k * s.inner];
+#pragma omp simd reduction(+ : gsum)
+      for (std::size_t k = 0; k < s.len; ++k) gsum += gv[base + k * stride];
+#pragma omp simd
       for (std::size_t k = 0; k < s.len; ++k) {
-        const std::size_t i = base + k * s.inner;
+        const std::size_t i = base + k * stride;
         d[i] = gv[i] - std::exp(yv[i]) * gsum;
       }
-    }
+    });
     accumulate_grad(x, std::move(g), "log_softmax");
   });
 }

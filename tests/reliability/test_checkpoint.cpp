@@ -1,0 +1,190 @@
+// Checkpoints: a round trip restores parameters and optimizer state bit for bit; every kind of bad
+// file is rejected with CheckpointError and leaves the model untouched; and a writer killed at
+// random moments never leaves a torn file behind (the old or the new checkpoint loads, nothing
+// else).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "models/checkpoint.h"
+#include "tapegrad.h"
+
+using namespace tapegrad;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d =
+      fs::temp_directory_path() / ("tapegrad_ck_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void spit(const fs::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
+}
+
+struct Model {
+  Tensor<double> w{xt::xarray<double>{0.25}, true};
+  Tensor<double> b{xt::xarray<double>{{1.0, -2.0, 3.0}}, true};
+  SGD<double> opt{{w, b}, 0.1, 0.9};
+  NamedTensors<double> named() { return {{"w", w}, {"b", b}}; }
+  // One momentum step so the optimizer has state worth saving.
+  void step() {
+    opt.zero_grad();
+    sum(square(b * w)).backward();
+    opt.step();
+  }
+};
+
+}  // namespace
+
+TEST(ReliabilityCheckpoint, RoundTripRestoresValuesAndMomentumExactly) {
+  const fs::path dir = temp_dir("roundtrip");
+  Model a;
+  a.step();
+  auto named_a = a.named();
+  save_checkpoint((dir / "ck").string(), named_a, a.opt, {{"epochs_done", 1}});
+  Model b;
+  auto named_b = b.named();
+  const auto meta = load_checkpoint((dir / "ck").string(), named_b, b.opt);
+  EXPECT_EQ(meta.value("epochs_done", 0), 1);
+  EXPECT_EQ(b.w.value(), a.w.value());
+  EXPECT_EQ(b.b.value(), a.b.value());
+  ASSERT_TRUE(b.opt.has_momentum_buffer()[0]);
+  EXPECT_EQ(b.opt.momentum_buffers()[1], a.opt.momentum_buffers()[1]);
+  // Continuing from the checkpoint is the same as never stopping.
+  a.step();
+  b.step();
+  EXPECT_EQ(b.w.value(), a.w.value());
+  EXPECT_EQ(b.b.value(), a.b.value());
+  EXPECT_FALSE(fs::exists(dir / ("ck.tmp." + std::to_string(::getpid()))));
+  fs::remove_all(dir);
+}
+
+TEST(ReliabilityCheckpoint, BadFilesAreRejectedAndTheModelIsUnchanged) {
+  const fs::path dir = temp_dir("bad");
+  Model a;
+  a.step();
+  auto named_a = a.named();
+  const fs::path good = dir / "good";
+  save_checkpoint(good.string(), named_a, a.opt);
+  const std::string bytes = slurp(good);
+
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"empty", ""},
+      {"truncated in the payload", bytes.substr(0, bytes.size() - 40)},
+      {"truncated in the header", bytes.substr(0, 40)},
+      {"not a checkpoint", "hello world\n"},
+      {"wrong version", "tapegrad-checkpoint 2" + bytes.substr(bytes.find('\n'))},
+      {"trailing garbage", bytes + "x"},
+  };
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x40;  // one flipped bit in the middle
+  cases.push_back({"corrupted byte", flipped});
+
+  for (const auto& [what, content] : cases) {
+    const fs::path p = dir / "bad";
+    spit(p, content);
+    Model m;
+    auto named = m.named();
+    const auto w0 = m.w.value();
+    const auto b0 = m.b.value();
+    EXPECT_THROW(load_checkpoint(p.string(), named, m.opt), CheckpointError) << what;
+    EXPECT_EQ(m.w.value(), w0) << what;
+    EXPECT_EQ(m.b.value(), b0) << what;
+    EXPECT_FALSE(m.opt.has_momentum_buffer()[0]) << what;
+  }
+  {  // a missing file
+    Model m;
+    auto named = m.named();
+    EXPECT_THROW(load_checkpoint((dir / "nope").string(), named, m.opt), CheckpointError);
+  }
+  {  // wrong dtype: saved as double, loaded into a float model
+    Tensor<float> w(xt::xarray<float>{0.5f}, true), b(xt::xarray<float>{{1.f, 2.f, 3.f}}, true);
+    SGD<float> opt({w, b}, 0.1f);
+    NamedTensors<float> named = {{"w", w}, {"b", b}};
+    try {
+      load_checkpoint(good.string(), named, opt);
+      ADD_FAILURE() << "a float64 checkpoint loaded into a float32 model";
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("dtype"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(w.value()(0), 0.5f);
+  }
+  {  // wrong shape and wrong names
+    Tensor<double> w(xt::xarray<double>{0.5}, true), b(xt::xarray<double>{1.0, 2.0}, true);
+    SGD<double> opt({w, b}, 0.1);
+    NamedTensors<double> named = {{"w", w}, {"b", b}};
+    EXPECT_THROW(load_checkpoint(good.string(), named, opt), CheckpointError);
+    EXPECT_EQ(w.value()(0), 0.5);
+    NamedTensors<double> renamed = {{"w", w}, {"bias", b}};
+    EXPECT_THROW(load_checkpoint(good.string(), renamed, opt), CheckpointError);
+  }
+  fs::remove_all(dir);
+}
+
+// A child process saves checkpoints in a loop (alternating two large, distinguishable states) and
+// is killed with SIGKILL at a random moment; afterwards the file must load and hold one whole
+// state.
+TEST(ReliabilityCheckpoint, KilledWriterNeverLeavesATornFile) {
+  const fs::path dir = temp_dir("kill");
+  const fs::path path = dir / "ck";
+  constexpr std::size_t kBig = 1 << 18;  // 2 MiB of doubles: writes take long enough to be hit
+  auto make = [&](double fill) {
+    Tensor<double> big(xt::xarray<double>(xt::zeros<double>({kBig})), true);
+    big.mutable_value().fill(fill);
+    return big;
+  };
+  {
+    Tensor<double> big = make(0.0);
+    SGD<double> opt({big}, 0.1);
+    save_checkpoint(path.string(), {{"big", big}}, opt, {{"state", 0}});
+  }
+  std::mt19937 rng(7);
+  int old_seen = 0, new_seen = 0;
+  for (int round = 0; round < 12; ++round) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {  // the writer: never returns
+      for (int k = 1;; ++k) {
+        Tensor<double> big = make(double(k));
+        SGD<double> opt({big}, 0.1);
+        save_checkpoint(path.string(), {{"big", big}}, opt, {{"state", k}});
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 300));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status));
+
+    Tensor<double> big = make(-1.0);
+    SGD<double> opt({big}, 0.1);
+    NamedTensors<double> named = {{"big", big}};
+    nlohmann::json meta;
+    ASSERT_NO_THROW(meta = load_checkpoint(path.string(), named, opt)) << "round " << round;
+    const double state = meta.value("state", -1);
+    EXPECT_TRUE(
+        std::all_of(big.value().begin(), big.value().end(), [&](double v) { return v == state; }))
+        << "round " << round << ": a checkpoint mixing two states";
+    (state == 0 ? old_seen : new_seen)++;
+  }
+  EXPECT_GT(new_seen, 0);  // the writer did get checkpoints through before it was killed
+  std::cout << "[kill] 12 kills: " << new_seen << " newer and " << old_seen
+            << " initial checkpoints, all whole\n";
+  fs::remove_all(dir);
+}
