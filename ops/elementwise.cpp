@@ -76,6 +76,24 @@ Tensor<T> unary_op(const std::string& op, const Tensor<T>& x, Forward f, Derivat
   });
 }
 
+// sum_to_shape(g * x, shape): the gradient of a broadcast product. When the input was one element
+// (the chapter's w) it is a dot product, computed without the (n, m) temporary.
+template <class T>
+xt::xarray<T> sum_product_to_shape(const xt::xarray<T>& g, const xt::xarray<T>& x,
+                                   const Shape& shape) {
+  if (numel(shape) == 1 && g.size() == x.size()) {
+    double acc = 0;  // double, as in sum_to_shape
+    const T *gv = g.data(), *xv = x.data();
+    const long n = static_cast<long>(g.size());
+#pragma omp parallel for simd reduction(+ : acc) if (g.size() >= kParallelMin)
+    for (long i = 0; i < n; ++i) acc += gv[i] * xv[i];
+    xt::xarray<T> r = xt::zeros<T>(shape);
+    *r.data() = static_cast<T>(acc);
+    return r;
+  }
+  return sum_to_shape(zip(g, x, [](T u, T v) { return u * v; }), shape);
+}
+
 template <class T>
 void check_binary(const std::string& op, const Tensor<T>& a, const Tensor<T>& b) {
   check_defined(op, a);
@@ -115,13 +133,13 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("mul", a, b);
-  const auto times = [](T x, T y) { return x * y; };
   return record<T>(
-      "mul", zip(a.value(), b.value(), times), {a, b}, [a, b, times](const Node<T>& out) {
+      "mul", zip(a.value(), b.value(), [](T x, T y) { return x * y; }), {a, b},
+      [a, b](const Node<T>& out) {
         if (a.requires_grad())
-          accumulate_grad(a, sum_to_shape(zip(out.grad, b.value(), times), a.shape()), "mul");
+          accumulate_grad(a, sum_product_to_shape(out.grad, b.value(), a.shape()), "mul");
         if (b.requires_grad())
-          accumulate_grad(b, sum_to_shape(zip(out.grad, a.value(), times), b.shape()), "mul");
+          accumulate_grad(b, sum_product_to_shape(out.grad, a.value(), b.shape()), "mul");
       });
 }
 

@@ -62,7 +62,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
 template <class T>
 xt::xarray<T> batched_gemm(bool trans_a, bool trans_b, std::size_t batch, std::size_t M,
                            std::size_t N, std::size_t K, const T* A, const T* B) {
-  xt::xarray<T> out = xt::zeros<T>({batch, M, N});
+  xt::xarray<T> out = xt::xarray<T>::from_shape({batch, M, N});  // gemm writes every element
   T* C = out.data();
   const bool big = M * N * K >= 64 * 64 * 64;  // then BLAS threads internally; don't nest
   const bool parallel = !big && batch * M * N * K >= (1 << 15) && batch > 1;

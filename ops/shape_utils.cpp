@@ -1,5 +1,6 @@
 #include "ops/shape_utils.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <xtensor/xmath.hpp>
@@ -30,13 +31,14 @@ xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape) {
   const Shape gs = to_shape(g.shape());
   if (gs == shape) return g;
   if (numel(shape) == 1) {  // everything sums to one element (e.g. the chapter's w): one loop
-    T total = 0;
+    // Accumulated in double: a float sum of 10^7 terms would otherwise lose ~3 digits.
+    double total = 0;
     const T* x = g.data();
     const long n = static_cast<long>(g.size());
 #pragma omp parallel for simd reduction(+ : total) if (g.size() >= (1 << 16))
     for (long i = 0; i < n; ++i) total += x[i];
     xt::xarray<T> r = xt::zeros<T>(shape);
-    *r.data() = total;
+    *r.data() = static_cast<T>(total);
     return r;
   }
   const std::size_t lead = gs.size() - shape.size();  // axes broadcasting prepended
@@ -56,6 +58,7 @@ xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_
   for (auto ax : axes) out[ax] = 1;
   xt::xarray<T> r = xt::zeros<T>(out);
   if (a.size() == 0) return r;
+  std::vector<double> acc(r.size(), 0.0);  // double accumulators, as in the one-element case
   // Walk the input in row-major order with an odometer over its index; `o` is the matching output
   // offset, where reduced axes have stride 0 (all their elements land on the same output element).
   const std::size_t rank = in.size();
@@ -67,10 +70,9 @@ xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_
   }
   for (auto ax : axes) stride[ax] = 0;
   const T* x = a.data();
-  T* y = r.data();
   std::size_t o = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    y[o] += x[i];
+    acc[o] += x[i];
     for (std::size_t d = rank; d-- > 0;) {
       o += stride[d];
       if (++idx[d] < in[d]) break;
@@ -78,6 +80,7 @@ xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_
       idx[d] = 0;
     }
   }
+  std::copy(acc.begin(), acc.end(), r.data());
   return r;
 }
 
