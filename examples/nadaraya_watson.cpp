@@ -10,6 +10,7 @@
 // of leave-one-out training of NWKernelRegression with SGD (lr 0.5), predictions, CSV/JSON outputs
 // and figures in out/. Exit status: 0 on success, 2 on bad input (one line on stderr, nothing
 // written), 1 on an unexpected internal error.
+#include <malloc.h>
 #include <omp.h>
 
 #include <chrono>
@@ -327,6 +328,11 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Keep freed memory in the heap instead of returning it to the kernel: every training step frees
+  // and reallocates arrays of the same sizes, and on virtual machines the page faults of re-mapping
+  // them cost more than the arithmetic (14x for --impl composed at n = 4000; docs/performance.md).
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   Options o;
   CLI::App app{"Nadaraya-Watson kernel regression as attention pooling (d2l), on tapegrad"};
   app.add_option("--train", o.train, "training CSV with header x,y (default: the chapter's data)");
