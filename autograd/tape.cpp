@@ -1,6 +1,7 @@
 #include "autograd/tape.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
@@ -28,11 +29,20 @@ std::string input_shapes(const std::vector<Shape>& shapes) {
   return s.empty() ? "none" : s;
 }
 
+std::atomic<std::uint64_t> tape_serials{0};
+
 struct Tape {
-  std::vector<Entry> entries;    // ordered by id (= creation order)
-  std::uint64_t next_id = 1;     // 0 means "leaf"
-  std::uint64_t next_stamp = 1;  // one per backward pass
-  std::size_t sweep_at = 1024;   // sweep unreachable entries when the tape grows past this
+  const std::uint64_t serial = ++tape_serials;  // unique in the process, never reused
+  std::vector<Entry> entries;                   // ordered by id (= creation order)
+  std::uint64_t next_id = 1;                    // 0 means "leaf"
+  std::uint64_t next_stamp = 1;                 // one per backward pass
+  std::size_t sweep_at = 1024;  // sweep unreachable entries when the tape grows past this
+
+  // The next sweep comes when the tape has doubled (at least 1024 entries): amortised O(1) per
+  // entry. Called whenever the tape shrinks, not only after a sweep: otherwise one large graph
+  // (say 10^5 ops, then backward) would leave the threshold at 2^17 and let that many dead
+  // entries, and the tensors they hold, pile up before the next sweep.
+  void reset_sweep_threshold() { sweep_at = std::max<std::size_t>(1024, 2 * entries.size()); }
 
   // Drops entries whose output nobody can reach. Going from the newest entry to the oldest matters:
   // dropping an entry releases its inputs, which may leave an older entry's output unreachable too.
@@ -46,7 +56,7 @@ struct Tape {
     entries.erase(std::remove_if(entries.begin(), entries.end(),
                                  [](const Entry& e) { return e.output.expired(); }),
                   entries.end());
-    sweep_at = std::max<std::size_t>(1024, 2 * entries.size());
+    reset_sweep_threshold();
   }
 };
 
@@ -88,6 +98,7 @@ void clear_tape() {
     if (auto out = it->output.lock()) out->graph_freed = true;
   }
   tp.entries.clear();
+  tp.reset_sweep_threshold();
 }
 
 template <class T>
@@ -117,7 +128,7 @@ Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<T
   Node<T>& n = out.node();
   n.requires_grad = true;
   n.entry_id = e.id;
-  n.tape = &tp;
+  n.tape_serial = tp.serial;
   tp.entries.push_back(std::move(e));
   return out;
 }
@@ -178,7 +189,7 @@ void backward(const Tensor<T>& loss, const xt::xarray<T>* grad, bool retain_grap
     return;
   }
   Tape& tp = tape();
-  if (ln.tape != &tp)
+  if (ln.tape_serial != tp.serial)
     throw std::logic_error("backward: " + describe(loss) +
                            " was recorded on another thread's tape; call backward on that thread");
   if (ln.graph_freed)
@@ -239,6 +250,7 @@ void backward(const Tensor<T>& loss, const xt::xarray<T>* grad, bool retain_grap
     tp.entries.erase(std::remove_if(tp.entries.begin(), tp.entries.end(),
                                     [](const Entry& e) { return e.output.expired(); }),
                      tp.entries.end());
+    tp.reset_sweep_threshold();
   }
 }
 

@@ -47,7 +47,9 @@ class NodeBase {
   bool retains_grad = false;   // keep the grad of a non-leaf after backward (torch retain_grad)
   std::uint64_t entry_id = 0;  // id of the tape entry that made this node; 0 for a leaf
   bool graph_freed = false;    // the entry that made this node was freed by a backward pass
-  const void* tape = nullptr;  // the (thread-local) tape holding that entry
+  // Serial number of the (thread-local) tape holding that entry. Tapes are numbered, not
+  // identified by address: a new thread may get a dead thread's storage, hence its tape's address.
+  std::uint64_t tape_serial = 0;
   std::uint64_t backward_stamp = 0;  // marks nodes on the path to the loss during one backward
   std::string name;
 };

@@ -104,15 +104,20 @@ Tensor<T> log_softmax(const Tensor<T>& x, long axis) {
   T* o = y.data();
   for_each_slice(s, x.size() >= kParallelMin, [&](std::size_t base, auto stride) {
     const T m = slice_max(in, base, s.len, stride);
+    // (x_k - m) - log z, not x_k - (m + log z): m + log z rounds at the magnitude of m, so for
+    // x = [-1000, -1001] in float the latter loses every digit of log z below 6e-5. The shifts
+    // x_k - m are stored first and log z is subtracted in a second pass: written as one
+    // expression, -ffast-math's reassociation folds m and log z back together.
     T z = 0;
 #pragma omp simd reduction(+ : z)
-    for (std::size_t k = 0; k < s.len; ++k) z += std::exp(in[base + k * stride] - m);
-    // (x_k - m) - log z, not x_k - (m + log z): m + log z rounds at the magnitude of m, so for
-    // x = [-1000, -1001] in float the latter loses every digit of log z below 6e-5.
+    for (std::size_t k = 0; k < s.len; ++k) {
+      const T d = in[base + k * stride] - m;
+      o[base + k * stride] = d;
+      z += std::exp(d);
+    }
     const T log_z = std::log(z);
 #pragma omp simd
-    for (std::size_t k = 0; k < s.len; ++k)
-      o[base + k * stride] = (in[base + k * stride] - m) - log_z;
+    for (std::size_t k = 0; k < s.len; ++k) o[base + k * stride] -= log_z;
   });
   return record<T>("log_softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
     xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());

@@ -1,0 +1,67 @@
+// The benchmark's data, bit-identical in C++ (here) and Python (bench/torch_bench.py, bench_data).
+//
+// Both sides must train on the same points, or their losses and gradients could not be
+// cross-checked and their timings could differ by data (the softmax shift, denormals). Neither
+// std::mt19937_64 nor torch.Generator exists on the other side, so the numbers come from a
+// counter-based generator that is a few lines in both languages: splitmix64(stream << 32 | i).
+//
+//   x_i = sort(5 u_i)                                   (stream 1)
+//   y_i = 2 sin(x_i) + x_i^0.8 + 0.5 eps_i              (eps: Box-Muller of streams 2 and 3)
+// computed in double, then cast to the benchmark's dtype. Random matrices (W3, W4) are eps-style
+// normals of their own streams.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace bench {
+
+inline std::uint64_t splitmix64(std::uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1) with 53 random bits: the i-th number of `stream`.
+inline double uniform(std::uint64_t stream, std::uint64_t i) {
+  return static_cast<double>(splitmix64((stream << 32) | i) >> 11) * 0x1.0p-53;
+}
+
+// N(0, 1) by Box-Muller from streams (stream, stream + 100); 1 - u keeps the log finite.
+inline std::vector<double> normals(std::size_t n, std::uint64_t stream) {
+  const double two_pi = 6.283185307179586476925286766559;
+  std::vector<double> r(n);
+  for (std::size_t i = 0; i < n; ++i)
+    r[i] = std::sqrt(-2.0 * std::log(1.0 - uniform(stream, i))) *
+           std::cos(two_pi * uniform(stream + 100, i));
+  return r;
+}
+
+struct Data {
+  std::vector<double> x, y;  // x sorted
+};
+
+inline Data make_data(std::size_t n) {
+  Data d;
+  d.x.resize(n);
+  for (std::size_t i = 0; i < n; ++i) d.x[i] = 5.0 * uniform(1, i);
+  std::sort(d.x.begin(), d.x.end());
+  const std::vector<double> eps = normals(n, 2);
+  d.y.resize(n);
+  for (std::size_t i = 0; i < n; ++i)
+    d.y[i] = 2.0 * std::sin(d.x[i]) + std::pow(d.x[i], 0.8) + 0.5 * eps[i];
+  return d;
+}
+
+// torch.linspace(lo, hi, n) in double: lo + i * (hi - lo) / (n - 1).
+inline std::vector<double> linspace(double lo, double hi, std::size_t n) {
+  std::vector<double> r(n);
+  for (std::size_t i = 0; i < n; ++i)
+    r[i] = n == 1 ? lo : lo + static_cast<double>(i) * (hi - lo) / static_cast<double>(n - 1);
+  return r;
+}
+
+}  // namespace bench

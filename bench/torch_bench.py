@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""PyTorch's side of the tapegrad performance comparison (docs/performance.md, issue #4).
+
+One invocation runs ONE configuration (the driver bench/run.py starts a fresh process for each,
+so thread settings apply before any parallel region exists and ru_maxrss belongs to that
+configuration) and prints one line "RESULT {json}".  The workloads, the data (bench_data below,
+bit-identical to bench/bench_data.h) and the timing loop are the same as tapegrad_bench.cpp's.
+
+  W1   the chapter's training epoch verbatim (d2l NWKernelRegression: repeat_interleave, softmax,
+       bmm; MSELoss(reduction='none') / 2, sum, backward, SGD step).  Leave-one-out (n, n-1)
+       keys/values built once, untimed; w reset to w_init (untimed) before every epoch.
+  W1b  the best plain-PyTorch rewrite of the same epoch (as /work/shared/bench/torch_nw.py):
+       D2 = (x_i - x_j)^2 precomputed once; timed: logits = D2 * (-w^2/2), masked diagonal,
+       softmax, mv with y, 1/2 sum of squares, backward, step.  Same loss and gradient.
+  W2   nonparametric Gaussian prediction as the chapter writes it (attention matrix
+       materialised, no autograd), n_test = n_train = n.
+  W3   torch.bmm (2000,1,2000)x(2000,2000,1) ("vec") and (64,128,128)x(64,128,128) ("mat").
+  W4   softmax (4000,4000) along dim 1: forward (fwd_ms_median) and forward+backward (median_ms).
+
+Usage
+  python3 torch_bench.py --worker '{"workload": "W1", "n": 1000, "dtype": "float32", ...}'
+  python3 torch_bench.py --selftest      # W1 and W1b loss and dL/dw vs a numpy closed form
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+W_INIT, LR = 0.8, 0.5  # the chapter's set-up as torch_nw.py fixes it (tapegrad_bench.cpp too)
+
+
+# ----------------------------------------------------------------------------- data
+# splitmix64(stream << 32 | i) in numpy uint64 arithmetic (wraps mod 2^64, like C++).
+def _splitmix64(z):
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _uniform(stream, n):
+    i = np.arange(n, dtype=np.uint64) | (np.uint64(stream) << np.uint64(32))
+    return (_splitmix64(i) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def normals(n, stream):
+    u1, u2 = _uniform(stream, n), _uniform(stream + 100, n)
+    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * math.pi * u2)
+
+
+def bench_data(n):
+    """x sorted in [0, 5), y = 2 sin x + x^0.8 + 0.5 eps; float64 numpy (see bench_data.h)."""
+    x = np.sort(5.0 * _uniform(1, n))
+    y = 2.0 * np.sin(x) + x ** 0.8 + 0.5 * normals(n, 2)
+    return x, y
+
+
+# ----------------------------------------------------------------------------- workloads
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def time_it(fn, pol, pre=None):
+    """The loop of tapegrad_bench.cpp's time_it: warm-up, then repeat until min_reps and
+    min_time, at most max_reps, and stop at max_time once 3 reps exist."""
+    for _ in range(pol["warmup"]):
+        if pre:
+            pre()
+        fn()
+    times = []
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    start = time.perf_counter()
+    while True:
+        if pre:
+            pre()
+        t0 = time.perf_counter()
+        fn()
+        times.append(1e3 * (time.perf_counter() - t0))
+        elapsed = time.perf_counter() - start
+        k = len(times)
+        if k >= pol["max_reps"] or (k >= pol["min_reps"] and elapsed >= pol["min_time"]) or \
+                (k >= 3 and elapsed >= pol["max_time"]):
+            break
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / len(times)
+    return times, faults
+
+
+def put_stats(out, times, faults):
+    s = sorted(times)
+    k = len(s)
+    out.update(reps=k, median_ms=statistics.median(s), min_ms=s[0],
+               p10_ms=s[int(0.1 * (k - 1))], p90_ms=s[int(0.9 * (k - 1) + 0.5)],
+               minor_faults_per_rep=faults)
+
+
+def make_epoch(wl, n, dtype):
+    """(epoch, reset, w, x, y, fwd_ms) for W1 (chapter verbatim) or W1b (masked (n, n))."""
+    import torch
+    from torch import nn
+
+    xd, yd = bench_data(n)
+    x, y = torch.from_numpy(xd).to(dtype), torch.from_numpy(yd).to(dtype)
+    fwd_ms = []
+    if wl == "W1":
+        class NWKernelRegression(nn.Module):  # d2l, verbatim
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.w = nn.Parameter(torch.full((1,), W_INIT, dtype=dtype))
+
+            def forward(self, queries, keys, values):
+                queries = queries.repeat_interleave(keys.shape[1]).reshape((-1, keys.shape[1]))
+                self.attention_weights = nn.functional.softmax(
+                    -((queries - keys) * self.w) ** 2 / 2, dim=1)
+                return torch.bmm(self.attention_weights.unsqueeze(1),
+                                 values.unsqueeze(-1)).reshape(-1)
+
+        X_tile, Y_tile = x.repeat((n, 1)), y.repeat((n, 1))
+        keep = (1 - torch.eye(n)).type(torch.bool)
+        keys = X_tile[keep].reshape((n, -1))
+        values = Y_tile[keep].reshape((n, -1))
+        del X_tile, Y_tile, keep
+        net = NWKernelRegression()
+        loss = nn.MSELoss(reduction="none")
+        trainer = torch.optim.SGD(net.parameters(), lr=LR)
+        w = net.w
+
+        def epoch():
+            trainer.zero_grad()
+            t0 = time.perf_counter()
+            l = loss(net(x, keys, values), y) / 2
+            fwd_ms.append(1e3 * (time.perf_counter() - t0))
+            total = l.sum()
+            total.backward()
+            epoch.last = (float(total), float(w.grad[0]))
+            trainer.step()
+    elif wl == "W1b":
+        w = nn.Parameter(torch.full((1,), W_INIT, dtype=dtype))
+        D2 = (x[:, None] - x[None, :]) ** 2
+        diag = torch.eye(n, dtype=torch.bool)
+        trainer = torch.optim.SGD([w], lr=LR)
+
+        def epoch():
+            trainer.zero_grad()
+            t0 = time.perf_counter()
+            logits = (D2 * (-0.5 * w * w)).masked_fill(diag, float("-inf"))
+            yhat = torch.softmax(logits, dim=1) @ y
+            total = 0.5 * ((yhat - y) ** 2).sum()
+            fwd_ms.append(1e3 * (time.perf_counter() - t0))
+            total.backward()
+            epoch.last = (float(total), float(w.grad[0]))
+            trainer.step()
+    else:
+        raise ValueError(wl)
+
+    def reset():
+        with torch.no_grad():
+            w.fill_(W_INIT)
+
+    return epoch, reset, w, xd, yd, fwd_ms
+
+
+def worker(cfg):
+    import torch
+    from torch import nn
+
+    threads = cfg["threads"]
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
+    wl = cfg["workload"]
+    pol = {k: cfg[k] for k in ("min_time", "min_reps", "max_reps", "max_time", "warmup")}
+    out = dict(impl="torch", workload=wl, dtype=cfg["dtype"], torch_threads=torch.get_num_threads())
+
+    if wl in ("W1", "W1b"):
+        n = out["n"] = cfg["n"]
+        epoch, reset, _, _, _, fwd_ms = make_epoch(wl, n, dtype)
+        reset()
+        epoch()  # untimed, at w_init: the driver cross-checks these against tapegrad's
+        out["loss_at_w_init"], out["grad_at_w_init"] = epoch.last
+        out["rss_after_setup_MiB"] = _rss_mb()
+        fwd_ms.clear()
+        put_stats(out, *time_it(epoch, pol, pre=reset))
+        out["fwd_ms_median"] = statistics.median(fwd_ms)
+        out["shape"] = f"n={n}"
+    elif wl == "W2":
+        n = out["n"] = cfg["n"]
+        xd, yd = bench_data(n)
+        x_train, y_train = torch.from_numpy(xd).to(dtype), torch.from_numpy(yd).to(dtype)
+        # linspace in float64 then cast, as tapegrad_bench.cpp builds it
+        x_test = torch.linspace(0, 5, n, dtype=torch.float64).to(dtype)
+        n_train = n
+
+        def predict():
+            with torch.no_grad():  # d2l, verbatim
+                X_repeat = x_test.repeat_interleave(n_train).reshape((-1, n_train))
+                attention_weights = nn.functional.softmax(-(X_repeat - x_train) ** 2 / 2, dim=1)
+                y_hat = torch.matmul(attention_weights, y_train)
+            predict.checksum = float(y_hat[n // 2])
+
+        out["rss_after_setup_MiB"] = _rss_mb()
+        put_stats(out, *time_it(predict, pol))
+        out["checksum"] = predict.checksum
+        out["shape"] = f"n_test=n_train={n}"
+    elif wl == "W3":
+        case = out["case"] = cfg["case"]
+        B, N, M, P = (2000, 1, 2000, 1) if case == "vec" else (64, 128, 128, 128)
+        a = torch.from_numpy(normals(B * N * M, 11).reshape(B, N, M)).to(dtype)
+        b = torch.from_numpy(normals(B * M * P, 12).reshape(B, M, P)).to(dtype)
+        out["rss_after_setup_MiB"] = _rss_mb()
+        put_stats(out, *time_it(lambda: torch.bmm(a, b), pol))
+        out["shape"] = "(2000,1,2000)x(2000,2000,1)" if case == "vec" else "(64,128,128)x(64,128,128)"
+    elif wl == "W4":
+        X = torch.from_numpy(normals(4000 * 4000, 21).reshape(4000, 4000)).to(dtype)
+        X.requires_grad_(True)
+        G = torch.from_numpy(normals(4000 * 4000, 22).reshape(4000, 4000)).to(dtype)
+        out["rss_after_setup_MiB"] = _rss_mb()
+
+        def fwd():
+            with torch.no_grad():
+                torch.softmax(X, dim=1)
+
+        def fwdbwd():
+            X.grad = None
+            torch.softmax(X, dim=1).backward(G)
+
+        tf, _ = time_it(fwd, pol)
+        out["fwd_ms_median"] = statistics.median(tf)
+        put_stats(out, *time_it(fwdbwd, pol))
+        out["shape"] = "(4000,4000) dim=1"
+    else:
+        raise ValueError(wl)
+    out["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# ----------------------------------------------------------------------------- selftest
+def selftest():
+    """W1 and W1b must give the loss and dL/dw of a numpy float64 closed form on the same data
+    (the idea of torch_nw.py's selftest).  tapegrad is then checked against W1 by the driver."""
+    import torch
+
+    ok = True
+    for n in (50, 300):
+        xd, yd = bench_data(n)
+        w = W_INIT
+        D = xd[:, None] - xd[None, :]
+        Z = -0.5 * (D * w) ** 2
+        np.fill_diagonal(Z, -np.inf)
+        Z -= Z.max(1, keepdims=True)
+        P = np.exp(Z)
+        P /= P.sum(1, keepdims=True)
+        yhat = P @ yd
+        r = yhat - yd
+        L = 0.5 * (r ** 2).sum()
+        D2 = D ** 2
+        G = (r * (-w * ((P * D2) @ yd - yhat * (P * D2).sum(1)))).sum()
+        for wl in ("W1", "W1b"):
+            for dt in (torch.float64, torch.float32):
+                epoch, reset, *_ = make_epoch(wl, n, dt)
+                reset()
+                epoch()
+                l, g = epoch.last
+                tol = 1e-10 if dt == torch.float64 else 2e-5
+                el, eg = abs(l - L) / abs(L), abs(g - G) / abs(G)
+                good = el < tol and eg < 10 * tol
+                ok &= good
+                print(f"selftest {wl:3s} n={n:4d} {str(dt):13s} loss {l:.10g} vs {L:.10g} "
+                      f"(rel {el:.1e}) grad {g:.10g} vs {G:.10g} (rel {eg:.1e}) "
+                      f"{'ok' if good else 'FAIL'}")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", help="one configuration as JSON")
+    ap.add_argument("--selftest", action="store_true")
+    args = ap.parse_args()
+    if args.selftest:
+        sys.exit(0 if selftest() else 1)
+    if args.worker:
+        worker(json.loads(args.worker))
+        return
+    ap.print_help()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+// ops/linalg.h: matmul (2-D and the 1-D promotions) and bmm (small loops, OpenMP-split small
+// loops, and OpenBLAS for large products).
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <xtensor/xview.hpp>
+
+#include "autograd/gradcheck_gtest.h"
+#include "ops/linalg.h"
+#include "ops/shape.h"
+#include "reference.h"
+
+namespace tapegrad::test {
+namespace {
+
+// --- PyTorch reference ----------------------------------------------------------------------
+// The cases include bmm_medium_threaded (the loop path split across OpenMP threads) and
+// bmm_large_blas (50 * 70 * 80 multiply-adds per batch entry, over the 64^3 threshold in
+// ops/linalg.cpp, for the forward and both backward products): every bmm path is checked against
+// torch's values and gradients, in float64 and float32.
+
+template <class T>
+Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
+  const std::string op = c.at("op");
+  if (op == "matmul") return matmul(in[0], in[1]);
+  if (op == "bmm") return bmm(in[0], in[1]);
+  throw std::runtime_error("test_linalg: no dispatch for op " + op);
+}
+
+class LinalgTorch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LinalgTorch, ForwardAndGradients) {
+  const json& c = reference_case("linalg", GetParam());
+  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
+  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, LinalgTorch, ::testing::ValuesIn(case_names("linalg")),
+                         CaseName());
+
+TEST(LinalgTorchFile, HasCases) {
+  EXPECT_FALSE(case_names("linalg").empty()) << "no cases in " << reference_path();
+}
+
+// --- the book's checks ----------------------------------------------------------------------
+
+TEST(Bmm, BookShapeCheck) {
+  const auto x = ones<double>({2, 1, 4});
+  const auto y = ones<double>({2, 4, 6});
+  EXPECT_EQ(bmm(x, y).shape(), (Shape{2, 1, 6}));
+}
+
+// weights = 0.1 * ones(2, 10), values = arange(20).reshape(2, 10):
+// bmm(weights.unsqueeze(1), values.unsqueeze(-1)) averages each row of values.
+TEST(Bmm, BookWeightedAverage) {
+  const auto weights = full<double>({2, 10}, 0.1);
+  const auto values = reshape(arange<double>(0.0, 20.0), {2, 10});
+  const auto out = bmm(unsqueeze(weights, 1), unsqueeze(values, -1));
+  EXPECT_EQ(out.shape(), (Shape{2, 1, 1}));
+  xt::xarray<double> expected = {4.5, 14.5};
+  expected.reshape({2, 1, 1});
+  EXPECT_TRUE(all_close("bmm", out.value(), expected));
+  const auto outf = bmm(unsqueeze(full<float>({2, 10}, 0.1f), 1),
+                        reshape(arange<float>(0.0f, 20.0f), {2, 10, 1}));
+  EXPECT_TRUE(all_close("bmm float", outf.value(), expected));
+}
+
+TEST(Matmul, PromotionShapes) {
+  const auto m23 = ones<double>({2, 3}), m34 = ones<double>({3, 4});
+  const auto v3 = ones<double>({3});
+  EXPECT_EQ(matmul(m23, m34).shape(), (Shape{2, 4}));
+  EXPECT_EQ(matmul(v3, m34).shape(), Shape{4});
+  EXPECT_EQ(matmul(m23, v3).shape(), Shape{2});
+  EXPECT_EQ(matmul(v3, v3).shape(), Shape{});
+  EXPECT_DOUBLE_EQ(matmul(v3, v3).item(), 3.0);
+}
+
+// --- gradcheck ------------------------------------------------------------------------------
+
+TEST(LinalgGradcheck, MatmulAndPromotions) {
+  std::mt19937 rng(71);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{2, 3}, {3, 4}}, {{3}, {3, 4}},    {{2, 3}, {3}},
+      {{3}, {3}},       {{1, 5}, {5, 1}}, {{4, 1}, {1, 3}},
+  };
+  for (const auto& [sa, sb] : shapes) {
+    SCOPED_TRACE(shape_str(sa) + " @ " + shape_str(sb));
+    auto a = uniform(rng, sa, -1.0, 1.0);
+    auto b = uniform(rng, sb, -1.0, 1.0);
+    EXPECT_TRUE(gradcheck_passes([](const auto& in) { return matmul(in[0], in[1]); }, {a, b}));
+  }
+  // x @ x.T uses x twice; both contributions must arrive.
+  auto x = uniform(rng, {3, 2}, -1.0, 1.0);
+  EXPECT_TRUE(
+      gradcheck_passes([](const auto& in) { return matmul(in[0], transpose(in[0], 0, 1)); }, {x}));
+}
+
+TEST(LinalgGradcheck, Bmm) {
+  std::mt19937 rng(72);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{2, 3, 4}, {2, 4, 5}},
+      {{1, 1, 4}, {1, 4, 1}},
+      {{3, 2, 2}, {3, 2, 3}},
+  };
+  for (const auto& [sa, sb] : shapes) {
+    SCOPED_TRACE(shape_str(sa) + " bmm " + shape_str(sb));
+    auto a = uniform(rng, sa, -1.0, 1.0);
+    auto b = uniform(rng, sb, -1.0, 1.0);
+    EXPECT_TRUE(gradcheck_passes([](const auto& in) { return bmm(in[0], in[1]); }, {a, b}));
+  }
+}
+
+// Batch entries are independent, so splitting them across OpenMP threads must give exactly what
+// each product gives on its own: one entry alone never threads (a single batch entry is computed
+// by the plain serial loop), and the two loops do the same arithmetic in the same order.
+TEST(Bmm, ThreadedPathMatchesPerEntryProducts) {
+  std::mt19937 rng(74);
+  // 4 * 16 * 32 * 32 multiply-adds, forward and backward: over the threading threshold (2^15),
+  // under the BLAS one (64^3 per entry).
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{4, 16, 32}, {4, 32, 32}},
+      {{3, 8, 64}, {3, 64, 24}},
+  };
+  for (const auto& [sa, sb] : shapes) {
+    SCOPED_TRACE(shape_str(sa) + " bmm " + shape_str(sb));
+    auto a = uniform(rng, sa, -1.0, 1.0);
+    auto b = uniform(rng, sb, -1.0, 1.0);
+    const auto g = uniform(rng, {sa[0], sa[1], sb[2]}, -1.0, 1.0, false);
+    auto out = bmm(a, b);
+    out.backward(g.value());
+    for (std::size_t e = 0; e < sa[0]; ++e) {
+      SCOPED_TRACE("batch entry " + std::to_string(e));
+      auto one = [e](const Tensor<double>& t, bool requires_grad) {
+        xt::xarray<double> v = xt::view(t.value(), xt::range(e, e + 1));
+        return tensor<double>(std::move(v), requires_grad);
+      };
+      auto ae = one(a, true), be = one(b, true);
+      auto oe = bmm(ae, be);
+      oe.backward(one(g, false).value());
+      const double tol = 1e-13;
+      EXPECT_TRUE(all_close("value", one(out, false).value(), oe.value(), tol, tol));
+      EXPECT_TRUE(all_close("grad a", xt::xarray<double>(xt::view(a.grad(), xt::range(e, e + 1))),
+                            ae.grad(), tol, tol));
+      EXPECT_TRUE(all_close("grad b", xt::xarray<double>(xt::view(b.grad(), xt::range(e, e + 1))),
+                            be.grad(), tol, tol));
+    }
+  }
+}
+
+TEST(LinalgGradcheck, NonUniformUpstreamGradient) {
+  std::mt19937 rng(73);
+  auto a = uniform(rng, {2, 3}, -1.0, 1.0);
+  auto b = uniform(rng, {3, 4}, -1.0, 1.0);
+  const auto w = uniform(rng, {2, 4}, -2.0, 2.0, false);
+  EXPECT_TRUE(gradcheck_passes(weighted_sum([](const auto& in) { return matmul(in[0], in[1]); }, w),
+                               {a, b}));
+  auto p = uniform(rng, {2, 3, 4}, -1.0, 1.0);
+  auto q = uniform(rng, {2, 4, 2}, -1.0, 1.0);
+  const auto wb = uniform(rng, {2, 3, 2}, -2.0, 2.0, false);
+  EXPECT_TRUE(
+      gradcheck_passes(weighted_sum([](const auto& in) { return bmm(in[0], in[1]); }, wb), {p, q}));
+}
+
+// --- errors ---------------------------------------------------------------------------------
+
+TEST(LinalgErrors, MessagesNameOpAndBothShapes) {
+  const auto m23 = zeros<double>({2, 3}), m45 = zeros<double>({4, 5});
+  EXPECT_TRUE(throws_invalid_argument([&] { matmul(m23, m45); }, {"matmul", "(2, 3)", "(4, 5)"}));
+  EXPECT_TRUE(throws_invalid_argument([&] { matmul(m23, zeros<double>({4})); },
+                                      {"matmul", "(2, 3)", "(4,)"}));
+  EXPECT_TRUE(throws_invalid_argument([&] { matmul(zeros<double>({4}), m23); },
+                                      {"matmul", "(4,)", "(2, 3)"}));
+  EXPECT_TRUE(throws_invalid_argument(
+      [&] {
+        matmul(zeros<double>({2, 2, 2}), m23);
+      },
+      {"matmul", "(2, 2, 2)", "(2, 3)", "bmm"}));
+  EXPECT_TRUE(throws_invalid_argument([&] { matmul(scalar<double>(1.0), m23); },
+                                      {"matmul", "()", "(2, 3)"}));
+  EXPECT_TRUE(throws_invalid_argument(
+      [] {
+        bmm(zeros<float>({2, 3, 4}), zeros<float>({3, 4, 5}));
+      },
+      {"bmm", "(2, 3, 4)", "(3, 4, 5)"}));
+  EXPECT_TRUE(throws_invalid_argument(
+      [] {
+        bmm(zeros<float>({2, 3, 4}), zeros<float>({2, 5, 4}));
+      },
+      {"bmm", "(2, 3, 4)", "(2, 5, 4)"}));
+  EXPECT_TRUE(throws_invalid_argument(
+      [] {
+        bmm(zeros<float>({3, 4}), zeros<float>({4, 5}));
+      },
+      {"bmm", "(3, 4)", "(4, 5)"}));
+}
+
+}  // namespace
+}  // namespace tapegrad::test
