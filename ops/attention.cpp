@@ -21,11 +21,14 @@ struct RowStats {
   std::vector<T> mu;             // min_j d_ij^2 (the softmax shift is -w^2 mu / 2)
   std::vector<T> Z, A, B, C, D;  // sum e, sum e d^2, sum e v d^2, sum e d, sum e v d
   std::vector<T> f;              // the outputs F / Z
+  int sums = 6;                  // how many of the sums were computed (see accumulate_row)
   explicit RowStats(std::size_t n) : mu(n), Z(n), A(n), B(n), C(n), D(n), f(n) {}
 };
 
 // Adds row i's sums over keys [lo, hi). c = w^2 / 2, so e = exp(-c (d^2 - mu)).
-template <class T>
+// kSums says how many sums the caller needs: 2 = Z, F (the output); 4 = also A, B (for dL/dw);
+// 6 = also C, D (for dL/dq). Fewer sums, fewer operations per pair in the one hot loop.
+template <int kSums, class T>
 inline void accumulate_row(T qi, const T* k, const T* v, std::size_t lo, std::size_t hi, T c, T mu,
                            T& Z, T& F, T& A, T& B, T& C, T& D) {
   T z = 0, fs = 0, a = 0, b = 0, cs = 0, ds = 0;
@@ -37,10 +40,14 @@ inline void accumulate_row(T qi, const T* k, const T* v, std::size_t lo, std::si
     const T ev = e * v[j];
     z += e;
     fs += ev;
-    a += e * d2;
-    b += ev * d2;
-    cs += e * d;
-    ds += ev * d;
+    if constexpr (kSums >= 4) {
+      a += e * d2;
+      b += ev * d2;
+    }
+    if constexpr (kSums >= 6) {
+      cs += e * d;
+      ds += ev * d;
+    }
   }
   Z += z, F += fs, A += a, B += b, C += cs, D += ds;
 }
@@ -63,10 +70,11 @@ inline void for_key_ranges(std::size_t i, std::size_t m, bool loo, F&& f) {
   }
 }
 
-template <class T>
+template <int kSums, class T>
 RowStats<T> forward_rows(const T* q, std::size_t n, const T* k, const T* v, std::size_t m, T w,
                          bool loo) {
   RowStats<T> r(n);
+  r.sums = kSums;
   const T c = w * w / 2;
 #pragma omp parallel for schedule(static) if (n * m >= kParallelMinPairs)
   for (long il = 0; il < static_cast<long>(n); ++il) {
@@ -76,7 +84,7 @@ RowStats<T> forward_rows(const T* q, std::size_t n, const T* k, const T* v, std:
                    [&](std::size_t lo, std::size_t hi) { mu = min_sq_dist(q[i], k, lo, hi, mu); });
     T Z = 0, F = 0, A = 0, B = 0, C = 0, D = 0;
     for_key_ranges(i, m, loo, [&](std::size_t lo, std::size_t hi) {
-      accumulate_row(q[i], k, v, lo, hi, c, mu, Z, F, A, B, C, D);
+      accumulate_row<kSums>(q[i], k, v, lo, hi, c, mu, Z, F, A, B, C, D);
     });
     r.mu[i] = mu, r.Z[i] = Z, r.A[i] = A, r.B[i] = B, r.C[i] = C, r.D[i] = D;
     r.f[i] = F / Z;
@@ -110,61 +118,69 @@ Tensor<T> nw_attention_pool(const Tensor<T>& queries, const Tensor<T>& keys,
                                 (leave_one_out ? " for leave-one-out (need 2)" : " (need 1)"));
 
   const T wv = *w.value().data();
-  auto stats = std::make_shared<RowStats<T>>(forward_rows(
-      queries.value().data(), n, keys.value().data(), values.value().data(), m, wv, leave_one_out));
+  // Only the sums some backward will use: A, B for w, C, D for the queries.
+  const bool record_grad = needs_record<T>({queries, keys, values, w});
+  const T *qp = queries.value().data(), *kp = keys.value().data(), *vp = values.value().data();
+  auto stats = std::make_shared<RowStats<T>>(
+      record_grad && queries.requires_grad() ? forward_rows<6>(qp, n, kp, vp, m, wv, leave_one_out)
+      : record_grad && w.requires_grad()     ? forward_rows<4>(qp, n, kp, vp, m, wv, leave_one_out)
+                                         : forward_rows<2>(qp, n, kp, vp, m, wv, leave_one_out));
   xt::xarray<T> out = xt::zeros<T>({n});
   std::copy(stats->f.begin(), stats->f.end(), out.data());
 
-  return record<T>(op, std::move(out), {queries, keys, values, w},
-                   [queries, keys, values, w, leave_one_out, stats, op](const Node<T>& o) {
-                     const T wv = *w.value().data();
-                     const T* g = o.grad.data();
-                     const RowStats<T>& s = *stats;
-                     const std::size_t n = queries.size(), m = keys.size();
-                     if (w.requires_grad()) {  // w: -w sum_i g_i (B_i - f_i A_i) / Z_i
-                       T acc = 0;
-                       for (std::size_t i = 0; i < n; ++i)
-                         acc += g[i] * (s.B[i] - s.f[i] * s.A[i]) / s.Z[i];
-                       xt::xarray<T> gw = xt::zeros<T>(w.value().shape());
-                       *gw.data() = -wv * acc;
-                       accumulate_grad(w, std::move(gw), op);
-                     }
-                     if (queries.requires_grad()) {  // q_i: -w^2 g_i (D_i - f_i C_i) / Z_i
-                       xt::xarray<T> gq = xt::zeros<T>({n});
-                       for (std::size_t i = 0; i < n; ++i)
-                         gq(i) = -wv * wv * g[i] * (s.D[i] - s.f[i] * s.C[i]) / s.Z[i];
-                       accumulate_grad(queries, std::move(gq), op);
-                     }
-                     if (keys.requires_grad() || values.requires_grad()) {
-                       // k_j: sum_i g_i p_ij (v_j - f_i) w^2 d_ij      v_j: sum_i g_i p_ij
-                       // One pass per key j over the rows i (no write conflicts between threads).
-                       const T* q = queries.value().data();
-                       const T* k = keys.value().data();
-                       const T* v = values.value().data();
-                       const T c = wv * wv / 2;
-                       xt::xarray<T> gk = xt::zeros<T>({m}), gv = xt::zeros<T>({m});
-                       T* pk = gk.data();
-                       T* pv = gv.data();
+  return record<T>(
+      op, std::move(out), {queries, keys, values, w},
+      [queries, keys, values, w, leave_one_out, stats, op](const Node<T>& o) {
+        const T wv = *w.value().data();
+        const T* g = o.grad.data();
+        const RowStats<T>& s = *stats;
+        const std::size_t n = queries.size(), m = keys.size();
+        if ((w.requires_grad() && s.sums < 4) || (queries.requires_grad() && s.sums < 6))
+          throw std::logic_error(op +
+                                 ": requires_grad of an input changed between "
+                                 "forward and backward");
+        if (w.requires_grad()) {  // w: -w sum_i g_i (B_i - f_i A_i) / Z_i
+          T acc = 0;
+          for (std::size_t i = 0; i < n; ++i) acc += g[i] * (s.B[i] - s.f[i] * s.A[i]) / s.Z[i];
+          xt::xarray<T> gw = xt::zeros<T>(w.value().shape());
+          *gw.data() = -wv * acc;
+          accumulate_grad(w, std::move(gw), op);
+        }
+        if (queries.requires_grad()) {  // q_i: -w^2 g_i (D_i - f_i C_i) / Z_i
+          xt::xarray<T> gq = xt::zeros<T>({n});
+          for (std::size_t i = 0; i < n; ++i)
+            gq(i) = -wv * wv * g[i] * (s.D[i] - s.f[i] * s.C[i]) / s.Z[i];
+          accumulate_grad(queries, std::move(gq), op);
+        }
+        if (keys.requires_grad() || values.requires_grad()) {
+          // k_j: sum_i g_i p_ij (v_j - f_i) w^2 d_ij      v_j: sum_i g_i p_ij
+          // One pass per key j over the rows i (no write conflicts between threads).
+          const T* q = queries.value().data();
+          const T* k = keys.value().data();
+          const T* v = values.value().data();
+          const T c = wv * wv / 2;
+          xt::xarray<T> gk = xt::zeros<T>({m}), gv = xt::zeros<T>({m});
+          T* pk = gk.data();
+          T* pv = gv.data();
 #pragma omp parallel for schedule(static) if (n * m >= kParallelMinPairs)
-                       for (long jl = 0; jl < static_cast<long>(m); ++jl) {
-                         const auto j = static_cast<std::size_t>(jl);
-                         T sk = 0, sv = 0;
+          for (long jl = 0; jl < static_cast<long>(m); ++jl) {
+            const auto j = static_cast<std::size_t>(jl);
+            T sk = 0, sv = 0;
 #pragma omp simd reduction(+ : sk, sv)
-                         for (std::size_t i = 0; i < n; ++i) {
-                           const T d = q[i] - k[j];
-                           const T p = (leave_one_out && i == j)
-                                           ? T(0)
-                                           : std::exp(c * (s.mu[i] - d * d)) / s.Z[i];
-                           sk += g[i] * p * (v[j] - s.f[i]) * d;
-                           sv += g[i] * p;
-                         }
-                         pk[j] = sk * wv * wv;
-                         pv[j] = sv;
-                       }
-                       if (keys.requires_grad()) accumulate_grad(keys, std::move(gk), op);
-                       if (values.requires_grad()) accumulate_grad(values, std::move(gv), op);
-                     }
-                   });
+            for (std::size_t i = 0; i < n; ++i) {
+              const T d = q[i] - k[j];
+              const T p =
+                  (leave_one_out && i == j) ? T(0) : std::exp(c * (s.mu[i] - d * d)) / s.Z[i];
+              sk += g[i] * p * (v[j] - s.f[i]) * d;
+              sv += g[i] * p;
+            }
+            pk[j] = sk * wv * wv;
+            pv[j] = sv;
+          }
+          if (keys.requires_grad()) accumulate_grad(keys, std::move(gk), op);
+          if (values.requires_grad()) accumulate_grad(values, std::move(gv), op);
+        }
+      });
 }
 
 template <class T>

@@ -1,5 +1,7 @@
 #include "ops/linalg.h"
 
+#include <omp.h>
+
 // cblas_sgemm / cblas_dgemm are declared by xtensor-blas (xflens/cxxblas); including OpenBLAS's
 // own <cblas.h> as well would declare them twice.
 #include <xtensor-blas/xlinalg.hpp>
@@ -58,17 +60,32 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
     }
 }
 
+// OpenBLAS's thread-count controls, declared weak: present when BLAS is OpenBLAS (as set up here),
+// null with another BLAS, in which case we simply do not touch its threading.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+extern "C" int openblas_get_num_threads() __attribute__((weak));
+
 // out[b] = op(A[b]) op(B[b]) for every batch entry.
+// Batch entries are independent, so they are split across OpenMP threads. A large product goes to
+// BLAS; then BLAS is held to one thread meanwhile, so that 2 batch threads x 2 BLAS threads do not
+// fight over 2 cores. One large product alone (batch 1) keeps BLAS's own threading.
 template <class T>
 xt::xarray<T> batched_gemm(bool trans_a, bool trans_b, std::size_t batch, std::size_t M,
                            std::size_t N, std::size_t K, const T* A, const T* B) {
   xt::xarray<T> out = xt::xarray<T>::from_shape({batch, M, N});  // gemm writes every element
   T* C = out.data();
-  const bool big = M * N * K >= 64 * 64 * 64;  // then BLAS threads internally; don't nest
-  const bool parallel = !big && batch * M * N * K >= (1 << 15) && batch > 1;
+  const bool big = M * N * K >= 64 * 64 * 64;
+  const bool parallel = batch > 1 && batch * M * N * K >= (1 << 15) && omp_get_max_threads() > 1 &&
+                        (!big || openblas_set_num_threads != nullptr);
+  int blas_threads = 0;
+  if (parallel && big) {
+    blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  }
 #pragma omp parallel for if (parallel)
   for (long b = 0; b < static_cast<long>(batch); ++b)
     gemm(trans_a, trans_b, M, N, K, A + b * M * K, B + b * K * N, C + b * M * N);
+  if (blas_threads > 0) openblas_set_num_threads(blas_threads);
   return out;
 }
 
