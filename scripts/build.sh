@@ -8,11 +8,18 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 build_dir=${BUILD_DIR:-build}
 mkdir -p "$build_dir"
-log=/dev/stdout
-[ "${QUIET:-0}" = 1 ] && log="$build_dir/build.log"
-if ! { cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" "$@" &&
-       cmake --build "$build_dir" -j"$(nproc)" ${BUILD_TARGET:+--target "$BUILD_TARGET"}; } >"$log" 2>&1; then
-  [ "$log" != /dev/stdout ] && tail -n 40 "$log" >&2
-  echo "build failed" >&2
-  exit 1
+
+configure_and_build() {
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" "$@" &&
+    cmake --build "$build_dir" -j"$(nproc)" ${BUILD_TARGET:+--target "$BUILD_TARGET"}
+}
+
+if [ "${QUIET:-0}" = 1 ]; then
+  if ! configure_and_build "$@" >"$build_dir/build.log" 2>&1; then
+    tail -n 40 "$build_dir/build.log" >&2
+    echo "build failed (log: $build_dir/build.log)" >&2
+    exit 1
+  fi
+else
+  configure_and_build "$@"
 fi

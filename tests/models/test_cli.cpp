@@ -395,3 +395,75 @@ TEST(Cli, PlotScriptWithoutEpochs) {
   EXPECT_NE(gnuplot_script(d, false).find("plot $loss"), std::string::npos);
   EXPECT_NE(gnuplot_script(d, true).find("loss.png.tmp"), std::string::npos);
 }
+
+// --epochs 3 --save, then --epochs 2 --resume, is the same training as --epochs 5 straight: the
+// same printed losses (epochs numbered 4 and 5), the same final w to the last bit, and
+// training.json's loss lists only the resumed run's epochs.
+TEST(Cli, SaveThenResumeEqualsTrainingStraight) {
+  for (const std::string dtype : {"float64", "float32"}) {
+    for (const std::string impl : {"fused", "composed"}) {
+      SCOPED_TRACE(dtype + " " + impl);
+      TempDir dir;
+      const std::string common =
+          ref_args() + " --dtype " + dtype + " --impl " + impl + " --no-plots";
+      const std::string ck = (dir / "ck").string();
+      const Result straight =
+          run_nw(dir, common + " --epochs 5 --out " + quote((dir / "a").string()));
+      ASSERT_EQ(straight.status, 0) << straight.err;
+      const Result first = run_nw(dir, common + " --epochs 3 --save " + quote(ck) + " --out " +
+                                           quote((dir / "b").string()));
+      ASSERT_EQ(first.status, 0) << first.err;
+      const Result second = run_nw(dir, common + " --epochs 2 --resume " + quote(ck) + " --out " +
+                                            quote((dir / "c").string()));
+      ASSERT_EQ(second.status, 0) << second.err;
+
+      std::vector<std::string> joined = epoch_lines(first.out);
+      for (const auto& l : epoch_lines(second.out)) joined.push_back(l);
+      EXPECT_EQ(joined, epoch_lines(straight.out));
+      const auto ja = nlohmann::json::parse(slurp(dir / "a" / "training.json"));
+      const auto jc = nlohmann::json::parse(slurp(dir / "c" / "training.json"));
+      EXPECT_EQ(jc["w"].get<double>(), ja["w"].get<double>());  // bit for bit
+      ASSERT_EQ(jc["loss"].size(), 2u);
+      EXPECT_EQ(jc["loss"][1].get<double>(), ja["loss"][4].get<double>());
+    }
+  }
+}
+
+// A checkpoint that fails validation stops the program before any training, with status 2, one
+// line on stderr naming the checkpoint, and no output files.
+TEST(Cli, BadCheckpointExitsTwoBeforeTraining) {
+  TempDir dir;
+  const std::string ck = (dir / "ck").string();
+  ASSERT_EQ(run_nw(dir, ref_args() + " --dtype float64 --no-plots --epochs 1 --save " + quote(ck) +
+                            " --out " + quote((dir / "a").string()))
+                .status,
+            0);
+  const std::string good = slurp(ck);
+  struct Case {
+    std::string what, content, extra;
+  };
+  std::string corrupted = good;
+  corrupted[good.size() / 2] ^= 0x20;
+  const std::vector<Case> cases = {
+      {"truncated", good.substr(0, good.size() / 2), "--dtype float64"},
+      {"corrupted", corrupted, "--dtype float64"},
+      {"wrong dtype", good, "--dtype float32"},
+      {"not a checkpoint", "x,y\n1,2\n", "--dtype float64"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    const std::string bad = dir.write("bad_" + std::to_string(&c - cases.data()), c.content);
+    const fs::path out = dir / ("out_" + std::to_string(&c - cases.data()));
+    const Result r = run_nw(dir, ref_args() + " " + c.extra + " --no-plots --resume " + quote(bad) +
+                                     " --out " + quote(out.string()));
+    EXPECT_EQ(r.status, 2) << r.out << r.err;
+    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+    EXPECT_TRUE(epoch_lines(r.out).empty()) << r.out;
+    EXPECT_TRUE(files_in(out).empty());
+  }
+  const Result missing =
+      run_nw(dir, ref_args() + " --no-plots --resume " + quote((dir / "nope").string()) +
+                      " --out " + quote((dir / "o").string()));
+  EXPECT_EQ(missing.status, 2);
+}

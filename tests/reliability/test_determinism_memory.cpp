@@ -86,12 +86,38 @@ TEST(ReliabilityThreads, ParallelOpsGiveTheSameResultsWith1And2Threads) {
   same_with_1_and_2_threads(
       [&] { return value_and_grads([](auto& in) { return log_softmax(in[0], 1); }, {x}); },
       "log_softmax");
+  // Elementwise ops, their broadcast gradients (summed over 80,000 elements) and reductions.
+  const auto big = random_array({400, 200}, 7), row = random_array({200}, 8);
+  const xt::xarray<double> one{0.7};
+  same_with_1_and_2_threads(
+      [&] {
+        return value_and_grads([](auto& in) { return exp(in[0] * in[1]); }, {big, one});
+      },
+      "mul by one element, exp");
+  same_with_1_and_2_threads(
+      [&] {
+        return value_and_grads([](auto& in) { return square(in[0] - in[1]); }, {big, row});
+      },
+      "broadcast sub, square");
+  same_with_1_and_2_threads(
+      [&] { return value_and_grads([](auto& in) { return sum(in[0], {1}); }, {big}); }, "sum");
+  same_with_1_and_2_threads(
+      [&] {
+        return value_and_grads([](auto& in) { return repeat_interleave(in[0], 3, 1); }, {big});
+      },
+      "repeat_interleave");
   const auto a = random_array({400, 1, 100}, 2), b = random_array({400, 100, 1}, 3);
   same_with_1_and_2_threads(
       [&] {
         return value_and_grads([](auto& in) { return bmm(in[0], in[1]); }, {a, b});
       },
       "bmm");
+  const auto c = random_array({8, 80, 80}, 9), e = random_array({8, 80, 80}, 10);  // the BLAS path
+  same_with_1_and_2_threads(
+      [&] {
+        return value_and_grads([](auto& in) { return bmm(in[0], in[1]); }, {c, e});
+      },
+      "bmm (BLAS)");
   const auto q = random_array({700}, 4), k = random_array({700}, 5), v = random_array({700}, 6);
   const xt::xarray<double> w{1.7};
   for (bool loo : {false, true})
