@@ -459,6 +459,8 @@ def main():
                     help="run workers with glibc's default malloc settings (see run_one)")
     ap.add_argument("--plot-threads", type=int, default=2, help="thread count the plot shows")
     ap.add_argument("--report-only", help="re-make the report from an existing results.jsonl")
+    ap.add_argument("--only", nargs="+", default=None, metavar="WORKLOAD",
+                    help="run only these workloads (W1 W1f W1b W2 W2c W3 W4), e.g. after a change")
     args = ap.parse_args()
 
     if args.quick:
@@ -479,7 +481,8 @@ def main():
         with open(args.report_only) as f:
             results = [json.loads(line) for line in f if line.strip()]
     else:
-        cfgs = [c for c in build_configs(args) if args.python or c[0] == "tapegrad"]
+        cfgs = [c for c in build_configs(args) if (args.python or c[0] == "tapegrad")
+                and (not args.only or c[1] in args.only)]
         print(f"# {len(cfgs)} processes, results in {outdir}", flush=True)
         with open(os.path.join(outdir, "machine.json"), "w") as f:
             json.dump(info, f, indent=1)

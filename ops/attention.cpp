@@ -190,7 +190,7 @@ xt::xarray<T> nw_attention_weights(const xt::xarray<T>& queries, const xt::xarra
   if (leave_one_out && n != m)
     throw std::invalid_argument(
         "nw_attention_weights: leave_one_out needs as many queries as keys");
-  xt::xarray<T> p = xt::zeros<T>({n, m});
+  xt::xarray<T> p = xt::xarray<T>::from_shape({n, m});  // every element is written below
   const T c = w * w / 2;
   const T* q = queries.data();
   const T* k = keys.data();
@@ -203,12 +203,18 @@ xt::xarray<T> nw_attention_weights(const xt::xarray<T>& queries, const xt::xarra
                    [&](std::size_t lo, std::size_t hi) { mu = min_sq_dist(q[i], k, lo, hi, mu); });
     T z = 0;
     for_key_ranges(i, m, leave_one_out, [&](std::size_t lo, std::size_t hi) {
+      T zr = 0;
+#pragma omp simd reduction(+ : zr)
       for (std::size_t j = lo; j < hi; ++j) {
         row[j] = std::exp(c * (mu - (q[i] - k[j]) * (q[i] - k[j])));
-        z += row[j];
+        zr += row[j];
       }
+      z += zr;
     });
-    for (std::size_t j = 0; j < m; ++j) row[j] /= z;
+    if (leave_one_out) row[i] = T(0);
+    const T inv = T(1) / z;
+#pragma omp simd
+    for (std::size_t j = 0; j < m; ++j) row[j] *= inv;
   }
   return p;
 }

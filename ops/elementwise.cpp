@@ -2,6 +2,7 @@
 // Nothing here tests for inf or NaN (anomaly mode does, in autograd/tape.cpp).
 #include "ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <xtensor/xbroadcast.hpp>
@@ -25,6 +26,21 @@ xt::xarray<T> map(const xt::xarray<T>& a, F f) {
   const long n = static_cast<long>(a.size());
 #pragma omp parallel for simd if (a.size() >= kParallelMin)
   for (long i = 0; i < n; ++i) o[i] = f(x[i]);
+  return out;
+}
+
+// out[r, j] = f(a[r, j], row[j]): `a` seen as rows of row.size() elements.
+template <class T, class F>
+xt::xarray<T> rows(const xt::xarray<T>& a, const xt::xarray<T>& row, F f) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
+  const std::size_t len = row.size(), nrows = a.size() / len;
+  const T *x = a.data(), *y = row.data();
+  T* o = out.data();
+#pragma omp parallel for if (a.size() >= kParallelMin)
+  for (long r = 0; r < static_cast<long>(nrows); ++r) {
+#pragma omp simd
+    for (std::size_t j = 0; j < len; ++j) o[r * len + j] = f(x[r * len + j], y[j]);
+  }
   return out;
 }
 
@@ -55,6 +71,19 @@ xt::xarray<T> zip(const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
     out.reshape(s);
     return out;
   }
+  // One operand a row repeated along leading axes, e.g. (n, m) - (m,) as in the chapter's
+  // X_repeat - x_train: loop over rows without materialising the repeated operand.
+  const auto trailing = [](const Shape& big, const Shape& small) {
+    std::size_t k = 0;
+    while (k < small.size() && small[k] == 1) ++k;  // leading 1s of the small shape do not matter
+    return small.size() - k <= big.size() && small.size() <= big.size() &&
+           std::equal(small.begin() + static_cast<long>(k), small.end(),
+                      big.end() - static_cast<long>(small.size() - k));
+  };
+  if (sa == s && b.size() > 0 && trailing(sa, sb))
+    return rows(a, b, [&](T x, T y) { return f(x, y); });
+  if (sb == s && a.size() > 0 && trailing(sb, sa))
+    return rows(b, a, [&](T y, T x) { return f(x, y); });
   const xt::xarray<T> ab = xt::broadcast(a, s), bb = xt::broadcast(b, s);
   return zip(ab, bb, f);
 }

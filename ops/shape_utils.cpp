@@ -59,6 +59,29 @@ xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_
   xt::xarray<T> r = xt::zeros<T>(out);
   if (a.size() == 0) return r;
   std::vector<double> acc(r.size(), 0.0);  // double accumulators, as in the one-element case
+  const T* x = a.data();
+  // Two common layouts get plain loops: summing leading axes (a broadcast row's gradient,
+  // (n, m) -> (1, m)) and summing trailing axes (row sums, (n, m) -> (n, 1)).
+  std::size_t lead = 0, trail = 0;
+  while (lead < axes.size() && axes[lead] == lead) ++lead;
+  while (trail < axes.size() && axes[axes.size() - 1 - trail] == in.size() - 1 - trail) ++trail;
+  if (lead == axes.size() || trail == axes.size()) {
+    const std::size_t inner = lead == axes.size() ? r.size() : a.size() / r.size();
+    const std::size_t outer = a.size() / inner;
+    for (std::size_t o = 0; o < outer; ++o) {
+      if (lead == axes.size()) {
+#pragma omp simd
+        for (std::size_t j = 0; j < inner; ++j) acc[j] += x[o * inner + j];
+      } else {
+        double t = 0;
+#pragma omp simd reduction(+ : t)
+        for (std::size_t j = 0; j < inner; ++j) t += x[o * inner + j];
+        acc[o] = t;
+      }
+    }
+    std::copy(acc.begin(), acc.end(), r.data());
+    return r;
+  }
   // Walk the input in row-major order with an odometer over its index; `o` is the matching output
   // offset, where reduced axes have stride 0 (all their elements land on the same output element).
   const std::size_t rank = in.size();
@@ -69,7 +92,6 @@ xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_
     st *= out[d];
   }
   for (auto ax : axes) stride[ax] = 0;
-  const T* x = a.data();
   std::size_t o = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
     acc[o] += x[i];

@@ -257,4 +257,20 @@ template <class F>
   return ::testing::AssertionFailure() << "did not throw";
 }
 
+// The parametrised test every op family declares: each PyTorch case of `family` in the reference
+// JSON is replayed through the file's run_case(c, inputs), forward values and input gradients, in
+// float64 and float32; and the family must have cases (a renamed family would otherwise pass
+// vacuously). Use inside the test file's namespace, where run_case is visible.
+#define TAPEGRAD_TORCH_REFERENCE_TESTS(Suite, family)                                              \
+  class Suite : public ::testing::TestWithParam<std::string> {};                                   \
+  TEST_P(Suite, ForwardAndGradients) {                                                             \
+    const json& c = reference_case(family, GetParam());                                            \
+    check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });               \
+    check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });                \
+  }                                                                                                \
+  INSTANTIATE_TEST_SUITE_P(Reference, Suite, ::testing::ValuesIn(case_names(family)), CaseName()); \
+  TEST(Suite##File, HasCases) {                                                                    \
+    EXPECT_FALSE(case_names(family).empty()) << "no cases in " << reference_path();                \
+  }
+
 }  // namespace tapegrad::test

@@ -50,20 +50,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_elementwise: no dispatch for op " + op);
 }
 
-class ElementwiseTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(ElementwiseTorch, ForwardAndGradients) {
-  const json& c = reference_case("elementwise", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, ElementwiseTorch,
-                         ::testing::ValuesIn(case_names("elementwise")), CaseName());
-
-TEST(ElementwiseTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("elementwise").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(ElementwiseTorch, "elementwise")
 
 // The operators are thin wrappers; this proves each one reaches the op it claims to (a swapped
 // operand in `s - x` or `s / x` would still produce a plausible-looking number).

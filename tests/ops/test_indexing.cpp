@@ -36,20 +36,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_indexing: no dispatch for op " + op);
 }
 
-class IndexingTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(IndexingTorch, ForwardAndGradients) {
-  const json& c = reference_case("indexing", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, IndexingTorch, ::testing::ValuesIn(case_names("indexing")),
-                         CaseName());
-
-TEST(IndexingTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("indexing").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(IndexingTorch, "indexing")
 
 TEST(Indexing, LeaveOneOutKeysDropTheDiagonal) {
   const auto x = tensor<double>({10.0, 20.0, 30.0});

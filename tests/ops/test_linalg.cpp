@@ -29,20 +29,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_linalg: no dispatch for op " + op);
 }
 
-class LinalgTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(LinalgTorch, ForwardAndGradients) {
-  const json& c = reference_case("linalg", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, LinalgTorch, ::testing::ValuesIn(case_names("linalg")),
-                         CaseName());
-
-TEST(LinalgTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("linalg").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(LinalgTorch, "linalg")
 
 // --- the book's checks ----------------------------------------------------------------------
 

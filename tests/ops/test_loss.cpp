@@ -22,19 +22,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_loss: no dispatch for op " + op);
 }
 
-class LossTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(LossTorch, ForwardAndGradients) {
-  const json& c = reference_case("loss", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, LossTorch, ::testing::ValuesIn(case_names("loss")), CaseName());
-
-TEST(LossTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("loss").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(LossTorch, "loss")
 
 TEST(MseLoss, ReductionsRelateAsTheyShould) {
   const auto pred = tensor<double>({{1.0, 2.0}, {3.0, 4.0}});

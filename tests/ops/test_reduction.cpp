@@ -29,20 +29,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_reduction: no dispatch for op " + op);
 }
 
-class ReductionTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(ReductionTorch, ForwardAndGradients) {
-  const json& c = reference_case("reduction", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, ReductionTorch, ::testing::ValuesIn(case_names("reduction")),
-                         CaseName());
-
-TEST(ReductionTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("reduction").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(ReductionTorch, "reduction")
 
 // Shapes that torch produces, stated directly (the reference compares shapes too, but these read
 // as documentation of the keepdims / negative-axis conventions).

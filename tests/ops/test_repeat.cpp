@@ -28,20 +28,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_repeat: no dispatch for op " + op);
 }
 
-class RepeatTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(RepeatTorch, ForwardAndGradients) {
-  const json& c = reference_case("repeat", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, RepeatTorch, ::testing::ValuesIn(case_names("repeat")),
-                         CaseName());
-
-TEST(RepeatTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("repeat").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(RepeatTorch, "repeat")
 
 // repeat tiles whole blocks, repeat_interleave repeats each element in place: the two are easy to
 // confuse, so their values on the same input are spelled out.

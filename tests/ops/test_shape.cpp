@@ -29,20 +29,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_shape: no dispatch for op " + op);
 }
 
-class ShapeTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(ShapeTorch, ForwardAndGradients) {
-  const json& c = reference_case("shape", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, ShapeTorch, ::testing::ValuesIn(case_names("shape")),
-                         CaseName());
-
-TEST(ShapeTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("shape").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(ShapeTorch, "shape")
 
 TEST(ShapeOps, ResultingShapes) {
   const auto x = zeros<double>({2, 3, 4});

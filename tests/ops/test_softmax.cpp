@@ -25,20 +25,7 @@ Tensor<T> run_case(const json& c, const std::vector<Tensor<T>>& in) {
   throw std::runtime_error("test_softmax: no dispatch for op " + op);
 }
 
-class SoftmaxTorch : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(SoftmaxTorch, ForwardAndGradients) {
-  const json& c = reference_case("softmax", GetParam());
-  check_against_torch<double>(c, [&](const auto& in) { return run_case(c, in); });
-  check_against_torch<float>(c, [&](const auto& in) { return run_case(c, in); });
-}
-
-INSTANTIATE_TEST_SUITE_P(Reference, SoftmaxTorch, ::testing::ValuesIn(case_names("softmax")),
-                         CaseName());
-
-TEST(SoftmaxTorchFile, HasCases) {
-  EXPECT_FALSE(case_names("softmax").empty()) << "no cases in " << reference_path();
-}
+TAPEGRAD_TORCH_REFERENCE_TESTS(SoftmaxTorch, "softmax")
 
 // --- stability ------------------------------------------------------------------------------
 
