@@ -38,8 +38,10 @@ xt::xarray<T> rows(const xt::xarray<T>& a, const xt::xarray<T>& row, F f) {
   T* o = out.data();
 #pragma omp parallel for if (a.size() >= kParallelMin)
   for (long r = 0; r < static_cast<long>(nrows); ++r) {
+    const T* xr = x + r * len;  // per-row pointers keep the inner loop contiguous to the compiler
+    T* orow = o + r * len;
 #pragma omp simd
-    for (std::size_t j = 0; j < len; ++j) o[r * len + j] = f(x[r * len + j], y[j]);
+    for (std::size_t j = 0; j < len; ++j) orow[j] = f(xr[j], y[j]);
   }
   return out;
 }

@@ -69,13 +69,15 @@ xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_
     const std::size_t inner = lead == axes.size() ? r.size() : a.size() / r.size();
     const std::size_t outer = a.size() / inner;
     for (std::size_t o = 0; o < outer; ++o) {
+      const T* xo = x + o * inner;
       if (lead == axes.size()) {
+        double* a_ = acc.data();
 #pragma omp simd
-        for (std::size_t j = 0; j < inner; ++j) acc[j] += x[o * inner + j];
+        for (std::size_t j = 0; j < inner; ++j) a_[j] += xo[j];
       } else {
         double t = 0;
 #pragma omp simd reduction(+ : t)
-        for (std::size_t j = 0; j < inner; ++j) t += x[o * inner + j];
+        for (std::size_t j = 0; j < inner; ++j) t += xo[j];
         acc[o] = t;
       }
     }

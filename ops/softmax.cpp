@@ -16,6 +16,9 @@ namespace {
 // enough work to pay for waking them (below ~32k elements one thread is faster).
 constexpr std::size_t kParallelMin = 1 << 15;
 
+// (Callers capture their pointers by value and index from the slice's own first element,
+// x = in + base, then x[k * stride]: written as in[base + k * stride], the unsigned addition may
+// wrap as far as the compiler knows, and it falls back to gathers and scatters.)
 // Calls f(base, stride) for every slice along the axis: element k of the slice is at
 // base + k * stride. When the axis is the last one (stride 1, the common case) the stride is a
 // compile-time constant, so the loops in f are contiguous and vectorise (exp included).
@@ -43,10 +46,10 @@ bool is_minus_infinity(T v) {
 
 // max_k x[base + k * stride]; an all -inf slice gives 0, so that x - max stays -inf, not NaN.
 template <class T, class Stride>
-T slice_max(const T* x, std::size_t base, std::size_t len, Stride stride) {
+T slice_max(const T* x, std::size_t len, Stride stride) {
   T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
-  for (std::size_t k = 0; k < len; ++k) m = std::max(m, x[base + k * stride]);
+  for (std::size_t k = 0; k < len; ++k) m = std::max(m, x[k * stride]);
   return is_minus_infinity(m) ? T(0) : m;
 }
 
@@ -61,33 +64,35 @@ Tensor<T> softmax(const Tensor<T>& x, long axis) {
   xt::xarray<T> y = xt::xarray<T>::from_shape(shape);
   const T* in = x.value().data();
   T* o = y.data();
-  for_each_slice(s, x.size() >= kParallelMin, [&](std::size_t base, auto stride) {
-    const T m = slice_max(in, base, s.len, stride);
+  for_each_slice(s, x.size() >= kParallelMin, [=](std::size_t base, auto stride) {
+    const T* xs = in + base;
+    T* ys = o + base;
+    const T m = slice_max(xs, s.len, stride);
     T z = 0;
 #pragma omp simd reduction(+ : z)
     for (std::size_t k = 0; k < s.len; ++k) {
-      const T e = std::exp(in[base + k * stride] - m);
-      o[base + k * stride] = e;
+      const T e = std::exp(xs[k * stride] - m);
+      ys[k * stride] = e;
       z += e;
     }
     const T inv = T(1) / z;
 #pragma omp simd
-    for (std::size_t k = 0; k < s.len; ++k) o[base + k * stride] *= inv;
+    for (std::size_t k = 0; k < s.len; ++k) ys[k * stride] *= inv;
   });
   return record<T>("softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
     xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
     const T* yv = out.value.data();
     const T* gv = out.grad.data();
     T* d = g.data();
-    for_each_slice(s, out.value.size() >= kParallelMin, [&](std::size_t base, auto stride) {
+    for_each_slice(s, out.value.size() >= kParallelMin, [=](std::size_t base, auto stride) {
+      const T *ys = yv + base, *gs = gv + base;
+      T* ds = d + base;
       T dot = 0;  // sum_j grad_j * y_j
 #pragma omp simd reduction(+ : dot)
-      for (std::size_t k = 0; k < s.len; ++k) dot += gv[base + k * stride] * yv[base + k * stride];
+      for (std::size_t k = 0; k < s.len; ++k) dot += gs[k * stride] * ys[k * stride];
 #pragma omp simd
-      for (std::size_t k = 0; k < s.len; ++k) {
-        const std::size_t i = base + k * stride;
-        d[i] = yv[i] * (gv[i] - dot);
-      }
+      for (std::size_t k = 0; k < s.len; ++k)
+        ds[k * stride] = ys[k * stride] * (gs[k * stride] - dot);
     });
     accumulate_grad(x, std::move(g), "softmax");
   });
@@ -102,8 +107,10 @@ Tensor<T> log_softmax(const Tensor<T>& x, long axis) {
   xt::xarray<T> y = xt::xarray<T>::from_shape(shape);
   const T* in = x.value().data();
   T* o = y.data();
-  for_each_slice(s, x.size() >= kParallelMin, [&](std::size_t base, auto stride) {
-    const T m = slice_max(in, base, s.len, stride);
+  for_each_slice(s, x.size() >= kParallelMin, [=](std::size_t base, auto stride) {
+    const T* xs = in + base;
+    T* ys = o + base;
+    const T m = slice_max(xs, s.len, stride);
     // (x_k - m) - log z, not x_k - (m + log z): m + log z rounds at the magnitude of m, so for
     // x = [-1000, -1001] in float the latter loses every digit of log z below 6e-5. The shifts
     // x_k - m are stored first and log z is subtracted in a second pass: written as one
@@ -111,28 +118,28 @@ Tensor<T> log_softmax(const Tensor<T>& x, long axis) {
     T z = 0;
 #pragma omp simd reduction(+ : z)
     for (std::size_t k = 0; k < s.len; ++k) {
-      const T d = in[base + k * stride] - m;
-      o[base + k * stride] = d;
+      const T d = xs[k * stride] - m;
+      ys[k * stride] = d;
       z += std::exp(d);
     }
     const T log_z = std::log(z);
 #pragma omp simd
-    for (std::size_t k = 0; k < s.len; ++k) o[base + k * stride] -= log_z;
+    for (std::size_t k = 0; k < s.len; ++k) ys[k * stride] -= log_z;
   });
   return record<T>("log_softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
     xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
     const T* yv = out.value.data();
     const T* gv = out.grad.data();
     T* d = g.data();
-    for_each_slice(s, out.value.size() >= kParallelMin, [&](std::size_t base, auto stride) {
+    for_each_slice(s, out.value.size() >= kParallelMin, [=](std::size_t base, auto stride) {
+      const T *ys = yv + base, *gs = gv + base;
+      T* ds = d + base;
       T gsum = 0;
 #pragma omp simd reduction(+ : gsum)
-      for (std::size_t k = 0; k < s.len; ++k) gsum += gv[base + k * stride];
+      for (std::size_t k = 0; k < s.len; ++k) gsum += gs[k * stride];
 #pragma omp simd
-      for (std::size_t k = 0; k < s.len; ++k) {
-        const std::size_t i = base + k * stride;
-        d[i] = gv[i] - std::exp(yv[i]) * gsum;
-      }
+      for (std::size_t k = 0; k < s.len; ++k)
+        ds[k * stride] = gs[k * stride] - std::exp(ys[k * stride]) * gsum;
     });
     accumulate_grad(x, std::move(g), "log_softmax");
   });
