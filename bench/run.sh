@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tapegrad vs PyTorch performance comparison, end to end (docs/performance.md):
-#   bash bench/run.sh           # full run (~30-40 min), the numbers of docs/performance.md
+#   bash bench/run.sh           # full run (about 12 min on an idle machine), the numbers of docs/performance.md
 #   bash bench/run.sh --quick   # fewer sizes and reps (a few minutes)
 # Builds tapegrad_bench (Release) in ./build-bench, makes sure python3-torch is there (apt-get,
 # with sudo when not root; the PyTorch side is skipped with a message if that fails), then runs
