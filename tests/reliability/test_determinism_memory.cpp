@@ -1,7 +1,9 @@
 // Threads and memory.
 //  - Results do not depend on the number of OpenMP threads (float64 to 1e-12 relative) for every op
-//    that runs in parallel and for whole training runs: each thread owns whole rows or batch
-//    entries, so the order of every sum is the same however the rows are divided.
+//    that runs in parallel and for whole training runs. Most loops give each thread whole rows or
+//    batch entries, so their sums keep their order; the few whole-array sums (a one-element
+//    factor's gradient) are split across threads in double precision, which moves only the last
+//    bits.
 //  - 10^5 training iterations of the chapter's model keep resident memory flat: the tape frees each
 //    graph after backward.
 #include <gtest/gtest.h>
