@@ -60,6 +60,52 @@ double kernel_value(Kernel k, double u) {
   return 0.0;
 }
 
+// -(w^2 / 2) (|d| - nearest) (|d| + nearest), nearest = min_j |d_ij| per row (a constant).
+template <class T>
+Tensor<T> gaussian_logits(const Tensor<T>& d, const Tensor<T>& w) {
+  check_dim("gaussian_logits", d, 2, "d");
+  const Tensor<T> dist = abs(d);  // (n, m)
+  Tensor<T> nearest;              // (n, 1)
+  {
+    NoGradGuard constant;
+    nearest = -max(-dist, 1, /*keepdims=*/true);
+  }
+  return (dist - nearest) * (dist + nearest) * (square(w) * T(-0.5));
+}
+
+namespace {
+
+// Kernel weights K(d / sigma) / sum_j K(d_j / sigma) for the compact and constant kernels. A row
+// whose kernel values are all 0 (no training input within sigma) falls back to its nearest
+// training input, or throws, as `empty` says.
+template <class T>
+xt::xarray<T> compact_kernel_weights(const Tensor<T>& d, const Tensor<T>& x_query, Kernel kernel,
+                                     T sigma, EmptyRow empty, std::size_t& empty_rows) {
+  xt::xarray<T> k = d.value() / sigma;
+  for (auto& v : k) v = static_cast<T>(kernel_value(kernel, v));
+  const std::size_t nq = k.shape()[0], nt = k.shape()[1];
+  for (std::size_t q = 0; q < nq; ++q) {
+    T z = 0;
+    for (std::size_t i = 0; i < nt; ++i) z += k(q, i);
+    if (z > 0) {
+      for (std::size_t i = 0; i < nt; ++i) k(q, i) /= z;
+      continue;
+    }
+    if (empty == EmptyRow::Throw)
+      throw std::domain_error("nadaraya_watson: query " + std::to_string(x_query.value()(q)) +
+                              " has no training input within the " + to_string(kernel) +
+                              " kernel's support (sigma " + std::to_string(sigma) + ")");
+    std::size_t nearest = 0;
+    for (std::size_t i = 1; i < nt; ++i)
+      if (std::abs(d.value()(q, i)) < std::abs(d.value()(q, nearest))) nearest = i;
+    k(q, nearest) = T(1);
+    ++empty_rows;
+  }
+  return k;
+}
+
+}  // namespace
+
 template <class T>
 NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
                             const Tensor<T>& x_query, Kernel kernel, T sigma, EmptyRow empty) {
@@ -70,41 +116,19 @@ NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
     throw std::invalid_argument("nadaraya_watson: x_train " + shape_str(x_train.shape()) +
                                 " and y_train " + shape_str(y_train.shape()) +
                                 " must be non-empty and of equal length");
-  if (!(sigma > 0) || !std::isfinite(sigma))
-    throw std::invalid_argument("nadaraya_watson: kernel width sigma must be positive, got " +
-                                std::to_string(sigma));
+  if (!(sigma > 0) || !std::isfinite(sigma) || !std::isfinite(T(1) / sigma))
+    throw std::invalid_argument(
+        "nadaraya_watson: kernel width sigma must be positive, finite and "
+        "have a finite inverse, got " +
+        std::to_string(sigma));
+  // d[q][i] = x_query[q] - x_train[i], by broadcasting (n_q, 1) - (1, n_t).
+  const Tensor<T> d = unsqueeze(x_query, 1) - unsqueeze(x_train, 0);
   NWResult<T> r;
   if (kernel == Kernel::Gaussian) {
-    // K(d) / sum_j K(d_j) with K = exp(-d^2 / 2) is exactly softmax(-d^2 / 2), the stable form:
-    //   softmax(square((x_query[:, None] - x_train[None, :]) / sigma) * -0.5, 1).
-    // That is the parametric model's attention with w = 1 / sigma, which the fused kernel computes
-    // in one pass over the (query, key) pairs instead of five (the same numbers, tested).
-    r.weights =
-        Tensor<T>(nw_attention_weights(x_query.value(), x_train.value(), T(1) / sigma, false));
+    // K(d) / sum_j K(d_j) with K(d) = exp(-(d / sigma)^2 / 2) is exactly a softmax of logits.
+    r.weights = softmax(gaussian_logits(d, Tensor<T>(xt::xarray<T>({T(1) / sigma}))), 1);
   } else {
-    // d[q][i] = (x_query[q] - x_train[i]) / sigma, by broadcasting (n_q, 1) - (1, n_t).
-    const Tensor<T> d = (unsqueeze(x_query, 1) - unsqueeze(x_train, 0)) / sigma;
-    xt::xarray<T> k = d.value();
-    for (auto& v : k) v = static_cast<T>(kernel_value(kernel, v));
-    const std::size_t nq = k.shape()[0], nt = k.shape()[1];
-    for (std::size_t q = 0; q < nq; ++q) {
-      T z = 0;
-      for (std::size_t i = 0; i < nt; ++i) z += k(q, i);
-      if (z > 0) {
-        for (std::size_t i = 0; i < nt; ++i) k(q, i) /= z;
-        continue;
-      }
-      if (empty == EmptyRow::Throw)
-        throw std::domain_error("nadaraya_watson: query " + std::to_string(x_query.value()(q)) +
-                                " has no training input within the " + to_string(kernel) +
-                                " kernel's support (sigma " + std::to_string(sigma) + ")");
-      std::size_t best = 0;
-      for (std::size_t i = 1; i < nt; ++i)
-        if (std::abs(d.value()(q, i)) < std::abs(d.value()(q, best))) best = i;
-      k(q, best) = T(1);
-      ++r.empty_rows;
-    }
-    r.weights = Tensor<T>(std::move(k));
+    r.weights = Tensor<T>(compact_kernel_weights(d, x_query, kernel, sigma, empty, r.empty_rows));
   }
   r.y_hat = matmul(r.weights, y_train);
   return r;
@@ -154,8 +178,8 @@ Tensor<T> NWKernelRegression<T>::forward(const Tensor<T>& queries, const Tensor<
   const std::size_t m = keys.shape()[1];
   // (n, m): row i repeats query i, so it lines up with row i of keys.
   const Tensor<T> q = reshape(repeat_interleave(queries, m), {-1, static_cast<long>(m)});
-  // -((q - k) w)^2 / 2 ; w has shape (1,) and broadcasts over (n, m).
-  attention_weights_ = softmax(square((q - keys) * w_) * T(-0.5), 1);
+  // -((q - k) w)^2 / 2 up to a per-row constant (gaussian_logits); w (1,) broadcasts over (n, m).
+  attention_weights_ = softmax(gaussian_logits(q - keys, w_), 1);
   // (n, 1, m) bmm (n, m, 1) -> (n, 1, 1): the attention-weighted average of each row's values.
   return reshape(bmm(unsqueeze(attention_weights_, 1), unsqueeze(values, -1)), {-1});
 }
@@ -167,6 +191,7 @@ Tensor<T> NWKernelRegression<T>::forward_fused(const Tensor<T>& queries, const T
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                  \
+  template Tensor<T> gaussian_logits(const Tensor<T>&, const Tensor<T>&);                        \
   template Tensor<T> average_pooling(const Tensor<T>&, std::size_t);                             \
   template NWResult<T> nadaraya_watson(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,     \
                                        Kernel, T, EmptyRow);                                     \
