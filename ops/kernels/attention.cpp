@@ -6,19 +6,12 @@
 #include <cmath>
 #include <numeric>
 
+#include "ops/kernels/exp.h"
+
 namespace tapegrad::kernels {
 
-// INTERIM (replaced by ops/kernels/{parallel,softmax}.h when the kernels layer lands).
+// INTERIM (replaced by ops/kernels/parallel.h when the kernels layer lands).
 constexpr std::size_t kParallelGrain = 1 << 15;
-template <class T>
-void softmax_row(const T* logits, T* out, std::size_t len) {
-  T mx = -std::numeric_limits<T>::infinity();
-  for (std::size_t t = 0; t < len; ++t) mx = std::max(mx, logits[t]);
-  T z = 0;
-  for (std::size_t t = 0; t < len; ++t) z += out[t] = std::exp(logits[t] - mx);
-  const T inv = T(1) / z;
-  for (std::size_t t = 0; t < len; ++t) out[t] *= inv;
-}
 
 template <class T>
 SortedKeys<T> sort_keys(const T* keys, const T* values, std::size_t m) {
@@ -68,22 +61,61 @@ KeyWindow key_window(const std::vector<T>& key, T q, T w, std::size_t skip, T ne
   return win;
 }
 
-// One query row. Writes excess[t] and the weights p[t] for the window's keys t = s - lo, and
-// returns the window. Logits are excess * (-w^2 / 2), the skipped key's is -inf (weight 0).
+// The sums of a row: Z = sum_t e_t and F = sum_t e_t v_t.
 template <class T>
-KeyWindow row_weights(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* p) {
+struct RowSums {
+  T Z = 0, F = 0;
+};
+
+// e[t] = exp(-(w^2 / 2) excess[t]) over t in [from, to) for the keys k[t] (values v[t]); adds
+// their sums to `sums`.
+template <class T>
+void exp_logits(T q, const T* k, const T* v, T nearest, T scale, std::size_t from, std::size_t to,
+                T* excess, T* e, RowSums<T>& sums) {
+  T Z = 0, F = 0;
+#pragma omp simd reduction(+ : Z, F)
+  for (std::size_t t = from; t < to; ++t) {
+    const T dist = std::abs(q - k[t]);
+    excess[t] = (dist - nearest) * (dist + nearest);
+    e[t] = fast_exp(excess[t] * scale);
+    Z += e[t];
+    F += e[t] * v[t];
+  }
+  sums.Z += Z, sums.F += F;
+}
+
+// One query row: the window, excess[t] and e[t] = exp(logit_t) for its keys t = s - lo (e = 0 at
+// the skipped key), and the sums Z = sum e, F = sum e v. e is the numerator of the stable softmax
+// with the row's maximum already subtracted: the nearest key's logit is exactly 0 and no logit is
+// above it, so Z >= 1, the weights are p[t] = e[t] / Z and the output is f = F / Z.
+template <class T>
+KeyWindow row_exp(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* e,
+                  RowSums<T>& sums) {
   const T nearest = nearest_distance(keys.key, q, skip);
   const KeyWindow win = key_window(keys.key, q, w, skip, nearest);
   const T* k = keys.key.data() + win.lo;
+  const T* v = keys.value.data() + win.lo;
   const std::size_t len = win.hi - win.lo;
   const T scale = (w * w) * T(-0.5);
-  for (std::size_t t = 0; t < len; ++t) {
-    const T dist = std::abs(q - k[t]);
-    excess[t] = (dist - nearest) * (dist + nearest);
-    p[t] = excess[t] * scale;
+  if (win.skip == kNoSkip) {
+    exp_logits(q, k, v, nearest, scale, 0, len, excess, e, sums);
+  } else {  // the skipped key's logit is -inf: weight 0
+    const std::size_t at = win.skip - win.lo;
+    exp_logits(q, k, v, nearest, scale, 0, at, excess, e, sums);
+    exp_logits(q, k, v, nearest, scale, at + 1, len, excess, e, sums);
+    excess[at] = e[at] = 0;
   }
-  if (win.skip != kNoSkip) p[win.skip - win.lo] = -std::numeric_limits<T>::infinity();
-  softmax_row(p, p, len);
+  return win;
+}
+
+// The same row's softmax weights p[t] = e[t] / Z.
+template <class T>
+KeyWindow row_weights(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* p) {
+  RowSums<T> sums;
+  const KeyWindow win = row_exp(keys, q, w, skip, excess, p, sums);
+  const T inv = T(1) / sums.Z;
+#pragma omp simd
+  for (std::size_t t = 0; t < win.hi - win.lo; ++t) p[t] *= inv;
   return win;
 }
 
@@ -92,23 +124,23 @@ inline bool worth_parallel(std::size_t n, std::size_t m) {
   return n * m >= kParallelGrain;
 }
 
+// slope_w = sum_t p_t (v_t - f) excess_t and slope_q = sum_t p_t (v_t - f) (q - k_t), with
+// p_t = e_t / Z: a second pass once f is known (no cancellation between large sums).
 template <class T>
-void row_sums(const SortedKeys<T>& keys, T q, const KeyWindow& win, const T* excess, const T* p,
-              bool want_slopes, T& f, T& slope_w, T& slope_q) {
+void row_slopes(const SortedKeys<T>& keys, T q, const KeyWindow& win, const T* excess, const T* e,
+                T Z, T f_row, T& slope_w, T& slope_q) {
   const T* v = keys.value.data() + win.lo;
   const T* k = keys.key.data() + win.lo;
   const std::size_t len = win.hi - win.lo;
-  T pooled = 0;
-  for (std::size_t t = 0; t < len; ++t) pooled += p[t] * v[t];
-  f = pooled;
-  if (!want_slopes) return;
+  const T inv_Z = T(1) / Z;
   T sw = 0, sq = 0;
+#pragma omp simd reduction(+ : sw, sq)
   for (std::size_t t = 0; t < len; ++t) {
-    const T weighted = p[t] * (v[t] - pooled);
+    const T weighted = e[t] * (v[t] - f_row);
     sw += weighted * excess[t];
     sq += weighted * (q - k[t]);
   }
-  slope_w = sw, slope_q = sq;
+  slope_w = sw * inv_Z, slope_q = sq * inv_Z;
 }
 
 }  // namespace
@@ -123,16 +155,17 @@ PoolRows<T> gaussian_pool_rows(const T* queries, std::size_t n, const SortedKeys
   if (want_slopes) rows.slope_w.resize(n), rows.slope_q.resize(n);
 #pragma omp parallel if (worth_parallel(n, m))
   {
-    std::vector<T> excess(m), p(m);  // this thread's row buffers
+    std::vector<T> excess(m), e(m);  // this thread's row buffers
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
       const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), p.data());
-      T slope_w = 0, slope_q = 0;
-      row_sums(keys, queries[i], win, excess.data(), p.data(), want_slopes, rows.f[i], slope_w,
-               slope_q);
-      if (want_slopes) rows.slope_w[i] = slope_w, rows.slope_q[i] = slope_q;
+      RowSums<T> sums;
+      const KeyWindow win = row_exp(keys, queries[i], w, skip, excess.data(), e.data(), sums);
+      rows.f[i] = sums.F / sums.Z;
+      if (want_slopes)
+        row_slopes(keys, queries[i], win, excess.data(), e.data(), sums.Z, rows.f[i],
+                   rows.slope_w[i], rows.slope_q[i]);
     }
   }
   return rows;
