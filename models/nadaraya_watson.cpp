@@ -60,19 +60,6 @@ double kernel_value(Kernel k, double u) {
   return 0.0;
 }
 
-// -(w^2 / 2) (|d| - nearest) (|d| + nearest), nearest = min_j |d_ij| per row (a constant).
-template <class T>
-Tensor<T> gaussian_logits(const Tensor<T>& d, const Tensor<T>& w) {
-  check_dim("gaussian_logits", d, 2, "d");
-  const Tensor<T> dist = abs(d);  // (n, m)
-  Tensor<T> nearest;              // (n, 1)
-  {
-    NoGradGuard constant;
-    nearest = -max(-dist, 1, /*keepdims=*/true);
-  }
-  return (dist - nearest) * (dist + nearest) * (square(w) * T(-0.5));
-}
-
 namespace {
 
 // Kernel weights K(d / sigma) / sum_j K(d_j / sigma) for the compact and constant kernels. A row
@@ -191,7 +178,6 @@ Tensor<T> NWKernelRegression<T>::forward_fused(const Tensor<T>& queries, const T
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                  \
-  template Tensor<T> gaussian_logits(const Tensor<T>&, const Tensor<T>&);                        \
   template Tensor<T> average_pooling(const Tensor<T>&, std::size_t);                             \
   template NWResult<T> nadaraya_watson(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,     \
                                        Kernel, T, EmptyRow);                                     \

@@ -33,17 +33,6 @@ double kernel_value(Kernel k, double u);
 //   Throw:   throw std::domain_error naming the query.
 enum class EmptyRow { Nearest, Throw };
 
-// The Gaussian attention logits for differences d = query - key (rows: queries, columns: keys) and
-// a width w (shape (1,), or a constant): the chapter's -(d w)^2 / 2, shifted in each row by the
-// constant (nearest w)^2 / 2, where nearest = min over the row of |d|. Softmax ignores a per-row
-// constant, so the attention weights are the chapter's; written as
-//   -(w^2 / 2) (|d| - nearest) (|d| + nearest)
-// nothing overflows (d^2 would, past |d| = 1.8e19 in float32), the nearest key's logit is 0 (a
-// query far from every key still gets finite weights: the nearest key's, in the limit) and no
-// cancellation loses digits. nearest is a constant to autograd: a per-row shift has no gradient.
-template <class T>
-Tensor<T> gaussian_logits(const Tensor<T>& d, const Tensor<T>& w);
-
 template <class T>
 struct NWResult {
   Tensor<T> y_hat;             // (n_query,)
@@ -52,8 +41,8 @@ struct NWResult {
 };
 
 // Nonparametric Nadaraya-Watson estimates and attention weights for queries x_query.
-// The gaussian rows are softmax(gaussian_logits(d, 1 / sigma)) and y_hat = weights matmul y_train:
-// finite for queries far from every key.
+// The gaussian rows are softmax(gaussian_logits(d, 1 / sigma)) (ops/attention.h) and y_hat =
+// weights matmul y_train: finite for queries far from every key.
 template <class T>
 NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
                             const Tensor<T>& x_query, Kernel kernel, T sigma = T(1),
@@ -82,7 +71,7 @@ class NWKernelRegression {
   // queries (n,), keys (n, m), values (n, m) -> predictions (n,).
   //   queries' = queries.repeat_interleave(m).reshape(n, m)          (n, m): row i is q_i
   //   attention_weights = softmax(-((queries' - keys) * w)^2 / 2, axis 1)   (n, m)
-  //                       (the logits through gaussian_logits, above)
+  //                       (the logits through gaussian_logits, ops/attention.h)
   //   out = bmm(attention_weights.unsqueeze(1), values.unsqueeze(-1))       (n, 1, 1) -> (n,)
   Tensor<T> forward(const Tensor<T>& queries, const Tensor<T>& keys, const Tensor<T>& values);
   Tensor<T> operator()(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v) {

@@ -225,13 +225,66 @@ void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys
   }
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                                 \
-  template SortedKeys<T> sort_keys(const T*, const T*, std::size_t);                            \
-  template PoolRows<T> gaussian_pool_rows(const T*, std::size_t, const SortedKeys<T>&, T, bool, \
-                                          bool, bool);                                          \
-  template void gaussian_pool_key_grads(const T*, std::size_t, const SortedKeys<T>&, T, bool,   \
-                                        const T*, const PoolRows<T>&, T*, T*);                  \
-  template void gaussian_attention_matrix(const T*, std::size_t, const SortedKeys<T>&, T, bool, T*);
+template <class T>
+void gaussian_logits(const T* d, std::size_t n, std::size_t m, T w, T* logits, T* nearest) {
+  const T scale = (w * w) * T(-0.5);
+#pragma omp parallel for schedule(static) if (worth_parallel(n, m))
+  for (long il = 0; il < static_cast<long>(n); ++il) {
+    const T* row = d + static_cast<std::size_t>(il) * m;
+    T* out = logits + static_cast<std::size_t>(il) * m;
+    T closest = std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(min : closest)
+    for (std::size_t j = 0; j < m; ++j) {
+      const T dist = std::abs(row[j]);
+      closest = dist < closest ? dist : closest;
+    }
+    nearest[il] = closest;
+#pragma omp simd
+    for (std::size_t j = 0; j < m; ++j) {
+      const T dist = std::abs(row[j]);
+      out[j] = ((dist - closest) * (dist + closest)) * scale;
+    }
+  }
+}
+
+template <class T>
+T gaussian_logits_backward(const T* d, const T* nearest, const T* grad, std::size_t n,
+                           std::size_t m, T w, T* grad_d) {
+  const T w2 = w * w;
+  T grad_w = 0;
+#pragma omp parallel for schedule(static) reduction(+ : grad_w) if (worth_parallel(n, m))
+  for (long il = 0; il < static_cast<long>(n); ++il) {
+    const std::size_t off = static_cast<std::size_t>(il) * m;
+    const T *row = d + off, *g = grad + off;
+    T* out = grad_d + off;
+    const T closest = nearest[il];
+    T row_grad = 0, row_w = 0;
+#pragma omp simd reduction(+ : row_grad, row_w)
+    for (std::size_t j = 0; j < m; ++j) {
+      const T dist = std::abs(row[j]);
+      out[j] = -w2 * row[j] * g[j];
+      row_grad += g[j];
+      row_w += g[j] * ((dist - closest) * (dist + closest));
+    }
+    std::size_t argmin = 0;
+    while (argmin + 1 < m && std::abs(row[argmin]) != closest) ++argmin;
+    out[argmin] += w2 * row[argmin] * row_grad;
+    grad_w += -w * row_w;
+  }
+  return grad_w;
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                  \
+  template SortedKeys<T> sort_keys(const T*, const T*, std::size_t);                             \
+  template PoolRows<T> gaussian_pool_rows(const T*, std::size_t, const SortedKeys<T>&, T, bool,  \
+                                          bool, bool);                                           \
+  template void gaussian_pool_key_grads(const T*, std::size_t, const SortedKeys<T>&, T, bool,    \
+                                        const T*, const PoolRows<T>&, T*, T*);                   \
+  template void gaussian_attention_matrix(const T*, std::size_t, const SortedKeys<T>&, T, bool,  \
+                                          T*);                                                   \
+  template void gaussian_logits(const T*, std::size_t, std::size_t, T, T*, T*);                  \
+  template T gaussian_logits_backward(const T*, const T*, const T*, std::size_t, std::size_t, T, \
+                                      T*);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -74,4 +74,17 @@ template <class T>
 void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys<T>& keys, T w,
                                bool leave_one_out, T* p);
 
+// The same logits for a whole (n, m) matrix of differences d (row-major), as the gaussian_logits op
+// computes them: nearest[i] = min_j |d_ij|, logits[i, j] = -(w^2 / 2) excess_ij.
+template <class T>
+void gaussian_logits(const T* d, std::size_t n, std::size_t m, T w, T* logits, T* nearest);
+
+// Its backward, given upstream grad (n, m): writes
+//   grad_d[i, j] = -w^2 d_ij grad_ij,  plus w^2 d_ij sum_k grad_ik at j = argmin_j |d_ij|
+// (the logits' dependence on d through nearest_i, first argmin on ties) and returns
+//   dL/dw = sum_ij grad_ij (-w) excess_ij.
+template <class T>
+T gaussian_logits_backward(const T* d, const T* nearest, const T* grad, std::size_t n,
+                           std::size_t m, T w, T* grad_d);
+
 }  // namespace tapegrad::kernels

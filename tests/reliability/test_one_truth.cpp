@@ -234,6 +234,34 @@ void property_run(int far_exponent) {
   std::cout << "[one truth] seed " << seed << ": " << kCases << " cases agree\n";
 }
 
+// The gaussian_logits op by itself (its term through nearest_i included): gradcheck on several
+// shapes with negative and zero differences; a softmax of it equals the chapter's
+// softmax(-(d w)^2 / 2), also with a tie for the nearest key (where the op itself has a kink, as
+// min does, and finite differences mean nothing); wrong shapes are refused.
+TEST(OneTruth, GaussianLogitsGradcheckAndChapterForm) {
+  Gen gen(5);
+  for (auto [n, m] : {std::pair<std::size_t, std::size_t>{1, 1}, {2, 5}, {4, 3}, {3, 9}}) {
+    xt::xarray<double> dv = xt::zeros<double>({n, m});
+    for (auto& v : dv) v = gen.uniform(-3, 3);
+    if (m > 2) dv(0, 1) = 0.0;
+    Tensor<double> d(dv, true), w(xt::xarray<double>({0.7}), true);
+    auto logits = [](const std::vector<Tensor<double>>& in) {
+      return gaussian_logits(in[0], in[1]);
+    };
+    EXPECT_TRUE(gradcheck_passes(logits, {d, w})) << n << "x" << m;
+    if (m > 2) d.mutable_value()(n - 1, 0) = 1.25, d.mutable_value()(n - 1, 2) = -1.25;  // a tie
+    const xt::xarray<double> ours = softmax(gaussian_logits(d, w), 1).value();
+    const xt::xarray<double> chapter = softmax(square(d * w) * -0.5, 1).value();
+    EXPECT_TRUE(xt::allclose(ours, chapter, 1e-13, 1e-15)) << n << "x" << m;
+  }
+  const Tensor<double> w(xt::xarray<double>({1.0}));
+  EXPECT_THROW(gaussian_logits(Tensor<double>(xt::xarray<double>({1.0, 2.0})), w),
+               std::invalid_argument);
+  EXPECT_THROW(gaussian_logits(Tensor<double>(xt::zeros<double>({2, 2})),
+                               Tensor<double>(xt::xarray<double>({1.0, 2.0}))),
+               std::invalid_argument);
+}
+
 // The fused op visits only the keys inside each query's window; with w = 20 on keys spread over
 // [0, 10] the float64 window (|d| <= sqrt(nearest^2 + 2 * 709.4) / w, about 1.9) leaves most keys
 // out. Its gradients to all four inputs still pass gradcheck, with and without leave-one-out.
