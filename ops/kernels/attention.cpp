@@ -70,14 +70,14 @@ struct RowSums {
 // e[t] = exp(-(w^2 / 2) excess[t]) over t in [from, to) for the keys k[t] (values v[t]); adds
 // their sums to `sums`.
 template <class T>
-void exp_logits(T q, const T* k, const T* v, T nearest, T scale, std::size_t from, std::size_t to,
+void exp_logits(T q, const T* k, const T* v, T nearest, std::size_t from, std::size_t to, T w,
                 T* excess, T* e, RowSums<T>& sums) {
   T Z = 0, F = 0;
 #pragma omp simd reduction(+ : Z, F)
   for (std::size_t t = from; t < to; ++t) {
     const T dist = std::abs(q - k[t]);
     excess[t] = (dist - nearest) * (dist + nearest);
-    e[t] = fast_exp(excess[t] * scale);
+    e[t] = fast_exp(gaussian_logit(dist, nearest, w));
     Z += e[t];
     F += e[t] * v[t];
   }
@@ -96,13 +96,12 @@ KeyWindow row_exp(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* exce
   const T* k = keys.key.data() + win.lo;
   const T* v = keys.value.data() + win.lo;
   const std::size_t len = win.hi - win.lo;
-  const T scale = (w * w) * T(-0.5);
   if (win.skip == kNoSkip) {
-    exp_logits(q, k, v, nearest, scale, 0, len, excess, e, sums);
+    exp_logits(q, k, v, nearest, 0, len, w, excess, e, sums);
   } else {  // the skipped key's logit is -inf: weight 0
     const std::size_t at = win.skip - win.lo;
-    exp_logits(q, k, v, nearest, scale, 0, at, excess, e, sums);
-    exp_logits(q, k, v, nearest, scale, at + 1, len, excess, e, sums);
+    exp_logits(q, k, v, nearest, 0, at, w, excess, e, sums);
+    exp_logits(q, k, v, nearest, at + 1, len, w, excess, e, sums);
     excess[at] = e[at] = 0;
   }
   return win;
@@ -152,7 +151,7 @@ PoolRows<T> gaussian_pool_rows(const T* queries, std::size_t n, const SortedKeys
   PoolRows<T> rows;
   rows.f.resize(n);
   const bool want_slopes = want_slope_w || want_slope_q;
-  if (want_slopes) rows.slope_w.resize(n), rows.slope_q.resize(n);
+  if (want_slopes) rows.slope_w.resize(n), rows.slope_q.resize(n), rows.has_slopes = true;
 #pragma omp parallel if (worth_parallel(n, m))
   {
     std::vector<T> excess(m), e(m);  // this thread's row buffers
@@ -227,7 +226,6 @@ void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys
 
 template <class T>
 void gaussian_logits(const T* d, std::size_t n, std::size_t m, T w, T* logits, T* nearest) {
-  const T scale = (w * w) * T(-0.5);
 #pragma omp parallel for schedule(static) if (worth_parallel(n, m))
   for (long il = 0; il < static_cast<long>(n); ++il) {
     const T* row = d + static_cast<std::size_t>(il) * m;
@@ -240,10 +238,7 @@ void gaussian_logits(const T* d, std::size_t n, std::size_t m, T w, T* logits, T
     }
     nearest[il] = closest;
 #pragma omp simd
-    for (std::size_t j = 0; j < m; ++j) {
-      const T dist = std::abs(row[j]);
-      out[j] = ((dist - closest) * (dist + closest)) * scale;
-    }
+    for (std::size_t j = 0; j < m; ++j) out[j] = gaussian_logit(std::abs(row[j]), closest, w);
   }
 }
 

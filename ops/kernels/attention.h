@@ -25,6 +25,15 @@
 
 namespace tapegrad::kernels {
 
+// One logit: -(w^2 / 2) (dist - nearest) (dist + nearest), dist = |q - k|. Multiplied in an order
+// that never forms 0 * inf: for the nearest key (dist = nearest) it is exactly 0 even when w^2
+// overflows (w = 1e30 in float32), so the row keeps its maximum at 0. The fused op and the
+// gaussian_logits op both use this one expression.
+template <class T>
+inline T gaussian_logit(T dist, T nearest, T w) {
+  return ((((dist - nearest) * w) * w) * (dist + nearest)) * T(-0.5);
+}
+
 // -log of the smallest normal number, plus a margin of 1: past it exp() is 0 (see exp.h).
 template <class T>
 constexpr T kUnderflow = std::numeric_limits<T>::max_exponent10 > 38 ? T(709.4) : T(88.4);
@@ -53,6 +62,7 @@ constexpr std::size_t kNoSkip = std::numeric_limits<std::size_t>::max();
 template <class T>
 struct PoolRows {
   std::vector<T> f, slope_w, slope_q;
+  bool has_slopes = false;  // slope_w and slope_q were computed
 };
 
 // Forward over every query. queries (n,); leave_one_out: query i is key i, which it skips.
