@@ -283,6 +283,29 @@ TEST(OneTruth, FusedGradientsWithNarrowWindowsPassGradcheck) {
   }
 }
 
+// The limits, through both paths: w = 0 averages every value; a width so large that w^2 overflows
+// (1e30 in float32) gives the nearest key's value (keys at the same distance share); no queries
+// gives an empty result and a zero gradient.
+TEST(OneTruth, LimitsOfTheWidthAndNoQueries) {
+  const std::vector<double> x = {1, 2, 3}, y = {1, 5, 9}, q = {1.4, 2.5, 9};
+  for (auto [w, expected] :
+       {std::pair<double, std::vector<double>>{0.0, {5, 5, 5}}, {1e30, {1, 7, 9}}}) {
+    for (bool fused : {true, false}) {
+      Problem p;
+      p.x = x, p.y = y, p.q = q, p.w = w;
+      const Outcome o = run<float>(p, {1, 1, 1}, fused);
+      for (std::size_t i = 0; i < q.size(); ++i)
+        EXPECT_FLOAT_EQ(o.f[i], expected[i]) << "w " << w << (fused ? " fused" : " composed");
+    }
+  }
+  Tensor<float> w(xt::xarray<float>({1.f}), true);
+  Tensor<float> none(xt::xarray<float>::from_shape({0}));
+  Tensor<float> f = nw_attention_pool(none, tensor_of<float>(x), tensor_of<float>(y), w);
+  sum(f).backward();
+  EXPECT_EQ(f.size(), 0u);
+  EXPECT_EQ(w.grad()(0), 0.f);
+}
+
 // --- whole training runs: the chapter's 5 epochs of SGD (lr 0.5) on leave-one-out pairs --------
 
 struct Training {
