@@ -57,5 +57,8 @@ install(FILES ${PROJECT_BINARY_DIR}/tapegrad-config.cmake
 # pkg-config, for builds without CMake. Honest for gcc and clang (-fopenmp); tested by
 # scripts/consumer_test.sh. xtensor-blas has no .pc file: it is header-only and lives beside
 # xtensor, whose Cflags cover it.
+# The prefix is found relative to the .pc file itself (${pcfiledir}), so `cmake --install --prefix`
+# anywhere gives a working file.
+file(RELATIVE_PATH TAPEGRAD_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/tapegrad.pc.in ${PROJECT_BINARY_DIR}/tapegrad.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/tapegrad.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
