@@ -92,6 +92,10 @@ std::size_t tape_size() {
   return tape().entries.size();
 }
 
+const std::vector<Entry>& tape_entries() {
+  return tape().entries;
+}
+
 void clear_tape() {
   Tape& tp = tape();
   for (auto it = tp.entries.rbegin(); it != tp.entries.rend(); ++it) {

@@ -87,6 +87,9 @@ struct Entry {
 };
 
 std::size_t tape_size();  // entries on this thread's tape (for tests and curious learners)
+// This thread's entries, oldest first, read-only: what print_tape and to_dot (autograd/graph.h)
+// show.
+const std::vector<Entry>& tape_entries();
 void clear_tape();
 
 // True when an op with these inputs must record an entry (grad mode on, some input requires grad).
