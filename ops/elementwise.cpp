@@ -1,5 +1,5 @@
-// Compiled with -ffast-math (see CMakeLists.txt): exp, log, tanh vectorise through glibc's libmvec.
-// Nothing here tests for inf or NaN (anomaly mode does, in autograd/tape.cpp).
+// The elementwise ops. exp (and sigmoid) use the kernels' exp (ops/kernels/exp.h), which vectorises
+// without -ffast-math; log and tanh are glibc's scalar functions. inf and NaN follow IEEE.
 #include "ops/elementwise.h"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <xtensor/xbroadcast.hpp>
 
 #include "ops/common.h"
+#include "ops/kernels/exp.h"
 
 namespace tapegrad {
 
@@ -246,11 +247,11 @@ Tensor<T> sqrt(const Tensor<T>& a) {
       "sqrt", a, [](T x) { return std::sqrt(x); }, [](T, T y) { return T(0.5) / y; });
 }
 
-// self: grad * result
+// self: grad * result   (exp flushes results below the smallest normal to 0: ops/kernels/exp.h)
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
   return unary_op<T>(
-      "exp", a, [](T x) { return std::exp(x); }, [](T, T y) { return y; });
+      "exp", a, [](T x) { return kernels::fast_exp(x); }, [](T, T y) { return y; });
 }
 
 // self: grad / self
@@ -287,7 +288,7 @@ Tensor<T> tanh(const Tensor<T>& a) {
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
   return unary_op<T>(
-      "sigmoid", a, [](T x) { return T(1) / (T(1) + std::exp(-x)); },
+      "sigmoid", a, [](T x) { return T(1) / (T(1) + kernels::fast_exp(-x)); },
       [](T, T y) { return y * (T(1) - y); });
 }
 
