@@ -7,6 +7,7 @@
 #include "ops/common.h"
 #include "ops/kernels/elementwise.h"
 #include "ops/kernels/exp.h"
+#include "ops/kernels/reduction.h"
 
 namespace tapegrad {
 

@@ -97,16 +97,5 @@ void zip3_into(const T* a, const T* b, const T* c, T* out, std::size_t size, F f
   for (long i = 0; i < n; ++i) out[i] = f(a[i], b[i], c[i]);
 }
 
-// sum_i a[i] * b[i], the products in T, accumulated in double (as sum_to_shape: a float sum of
-// 10^7 terms would lose ~3 digits).
-template <class T>
-double dot(const T* a, const T* b, std::size_t size) {
-  double acc = 0;
-  const long n = static_cast<long>(size);
-#pragma omp parallel for simd reduction(+ : acc) if (size >= kParallelGrain)
-  for (long i = 0; i < n; ++i) acc += a[i] * b[i];
-  return acc;
-}
-
 }  // namespace kernels
 }  // namespace tapegrad
