@@ -47,7 +47,7 @@ template <class T>
 void check_binary(const std::string& op, const Tensor<T>& a, const Tensor<T>& b) {
   check_defined(op, a);
   check_defined(op, b);
-  broadcast_shapes(op, a.shape(), b.shape());  // throws naming op and both shapes
+  with_names([&] { return broadcast_shapes(op, a.shape(), b.shape()); }, a, b);
 }
 
 }  // namespace

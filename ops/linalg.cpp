@@ -16,11 +16,11 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined("matmul", b);
   const Shape sa = a.shape(), sb = b.shape();
   if (sa.empty() || sb.empty() || sa.size() > 2 || sb.size() > 2)
-    throw std::invalid_argument("matmul: supports 1-D and 2-D operands, got " + shape_str(sa) +
-                                " and " + shape_str(sb) + " (use bmm for batches)");
+    throw std::invalid_argument("matmul: supports 1-D and 2-D operands, got " + describe(a) +
+                                " and " + describe(b) + " (use bmm for batches)");
   const std::size_t ka = sa.back(), kb = sb[0];  // (m,) or (m, p): m is the first extent
   if (ka != kb)
-    throw std::invalid_argument("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) +
+    throw std::invalid_argument("matmul: shapes " + describe(a) + " and " + describe(b) +
                                 " cannot be multiplied (" + std::to_string(ka) + " vs " +
                                 std::to_string(kb) + ")");
   if (sa.size() == 1 && sb.size() == 1)  // (m,) @ (m,) -> ()
@@ -46,8 +46,8 @@ Tensor<T> bmm(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined("bmm", b);
   const Shape sa = a.shape(), sb = b.shape();
   if (sa.size() != 3 || sb.size() != 3 || sa[0] != sb[0] || sa[2] != sb[1])
-    throw std::invalid_argument("bmm: expected (b, n, m) and (b, m, p), got " + shape_str(sa) +
-                                " and " + shape_str(sb));
+    throw std::invalid_argument("bmm: expected (b, n, m) and (b, m, p), got " + describe(a) +
+                                " and " + describe(b));
   const std::size_t B = sa[0], n = sa[1], m = sa[2], p = sb[2];
   xt::xarray<T> v =
       kernels::batched_gemm<T>(false, false, B, n, p, m, a.value().data(), b.value().data());

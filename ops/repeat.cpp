@@ -74,7 +74,8 @@ Tensor<T> repeat_interleave(const Tensor<T>& a, std::size_t repeats, std::option
     normalize_axis("repeat_interleave", *axis, Shape{1});
     return repeat_interleave(reshape(a, {1}), repeats, 0L);
   }
-  const std::size_t ax = normalize_axis("repeat_interleave", *axis, s);
+  const std::size_t ax =
+      with_names([&] { return normalize_axis("repeat_interleave", *axis, s); }, a);
   const AxisSplit sp = split_at_axis(s, ax);
   const std::size_t r = repeats;
   Shape out_shape = s;

@@ -12,7 +12,8 @@ namespace tapegrad {
 template <class T>
 Tensor<T> softmax(const Tensor<T>& x, long axis) {
   check_defined("softmax", x);
-  const AxisSplit s = split_at_axis(x.shape(), normalize_axis("softmax", axis, x.shape()));
+  const AxisSplit s = with_names(
+      [&] { return split_at_axis(x.shape(), normalize_axis("softmax", axis, x.shape())); }, x);
   xt::xarray<T> y = xt::xarray<T>::from_shape(x.shape());
   kernels::softmax(x.value().data(), y.data(), s);
   return record<T>("softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
@@ -27,7 +28,8 @@ Tensor<T> softmax(const Tensor<T>& x, long axis) {
 template <class T>
 Tensor<T> log_softmax(const Tensor<T>& x, long axis) {
   check_defined("log_softmax", x);
-  const AxisSplit s = split_at_axis(x.shape(), normalize_axis("log_softmax", axis, x.shape()));
+  const AxisSplit s = with_names(
+      [&] { return split_at_axis(x.shape(), normalize_axis("log_softmax", axis, x.shape())); }, x);
   xt::xarray<T> y = xt::xarray<T>::from_shape(x.shape());
   kernels::log_softmax(x.value().data(), y.data(), s);
   return record<T>("log_softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
