@@ -1,94 +1,20 @@
-// Compiled with -ffast-math (see CMakeLists.txt): exp, log, tanh vectorise through glibc's libmvec.
-// Nothing here tests for inf or NaN (anomaly mode does, in autograd/tape.cpp).
+// The elementwise ops. exp (and sigmoid) use the kernels' exp (ops/kernels/exp.h), which vectorises
+// without -ffast-math; log and tanh are glibc's scalar functions. inf and NaN follow IEEE.
 #include "ops/elementwise.h"
 
-#include <algorithm>
 #include <cmath>
 
-#include <xtensor/xbroadcast.hpp>
-
 #include "ops/common.h"
+#include "ops/kernels/elementwise.h"
+#include "ops/kernels/exp.h"
+#include "ops/kernels/reduction.h"
 
 namespace tapegrad {
 
 namespace {
 
-// Elementwise loops split across OpenMP threads only when there is enough work to pay for it: the
-// chapter's 50-element tensors stay on one thread.
-constexpr std::size_t kParallelMin = 1 << 16;
-
-// out[i] = f(a[i]).
-template <class T, class F>
-xt::xarray<T> map(const xt::xarray<T>& a, F f) {
-  xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
-  const T* x = a.data();
-  T* o = out.data();
-  const long n = static_cast<long>(a.size());
-#pragma omp parallel for simd if (a.size() >= kParallelMin)
-  for (long i = 0; i < n; ++i) o[i] = f(x[i]);
-  return out;
-}
-
-// out[r, j] = f(a[r, j], row[j]): `a` seen as rows of row.size() elements.
-template <class T, class F>
-xt::xarray<T> rows(const xt::xarray<T>& a, const xt::xarray<T>& row, F f) {
-  xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
-  const std::size_t len = row.size(), nrows = a.size() / len;
-  const T *x = a.data(), *y = row.data();
-  T* o = out.data();
-#pragma omp parallel for if (a.size() >= kParallelMin)
-  for (long r = 0; r < static_cast<long>(nrows); ++r) {
-    const T* xr = x + r * len;  // per-row pointers keep the inner loop contiguous to the compiler
-    T* orow = o + r * len;
-#pragma omp simd
-    for (std::size_t j = 0; j < len; ++j) orow[j] = f(xr[j], y[j]);
-  }
-  return out;
-}
-
-// out = f(a, b) with NumPy broadcasting. Equal shapes and a one-element operand (w in the chapter's
-// (q - k) * w) are plain loops; other broadcasts materialise both operands at the result's shape.
-template <class T, class F>
-xt::xarray<T> zip(const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
-  const Shape sa = to_shape(a.shape()), sb = to_shape(b.shape());
-  const Shape s = broadcast_shapes("zip", sa, sb);
-  if (sa == sb) {
-    xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
-    const T *x = a.data(), *y = b.data();
-    T* o = out.data();
-    const long n = static_cast<long>(a.size());
-#pragma omp parallel for simd if (a.size() >= kParallelMin)
-    for (long i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
-    return out;
-  }
-  if (b.size() == 1 && numel(s) == a.size()) {
-    const T y = *b.data();
-    xt::xarray<T> out = map(a, [&](T x) { return f(x, y); });
-    out.reshape(s);
-    return out;
-  }
-  if (a.size() == 1 && numel(s) == b.size()) {
-    const T x = *a.data();
-    xt::xarray<T> out = map(b, [&](T y) { return f(x, y); });
-    out.reshape(s);
-    return out;
-  }
-  // One operand a row repeated along leading axes, e.g. (n, m) - (m,) as in the chapter's
-  // X_repeat - x_train: loop over rows without materialising the repeated operand.
-  const auto trailing = [](const Shape& big, const Shape& small) {
-    std::size_t k = 0;
-    while (k < small.size() && small[k] == 1) ++k;  // leading 1s of the small shape do not matter
-    return small.size() - k <= big.size() && small.size() <= big.size() &&
-           std::equal(small.begin() + static_cast<long>(k), small.end(),
-                      big.end() - static_cast<long>(small.size() - k));
-  };
-  if (sa == s && b.size() > 0 && trailing(sa, sb))
-    return rows(a, b, [&](T x, T y) { return f(x, y); });
-  if (sb == s && a.size() > 0 && trailing(sb, sa))
-    return rows(b, a, [&](T y, T x) { return f(x, y); });
-  const xt::xarray<T> ab = xt::broadcast(a, s), bb = xt::broadcast(b, s);
-  return zip(ab, bb, f);
-}
+using kernels::map;
+using kernels::zip;
 
 // y = f(x) elementwise; backward x: grad * dydx(x, y). Every unary op is one line of forward math
 // and one line of derivative.
@@ -96,13 +22,10 @@ template <class T, class Forward, class Derivative>
 Tensor<T> unary_op(const std::string& op, const Tensor<T>& x, Forward f, Derivative dydx) {
   check_defined(op, x);
   return record<T>(op, map(x.value(), f), {x}, [x, op, dydx](const Node<T>& out) {
-    // Evaluate the derivative at (x, y) and multiply by grad in one pass.
+    // The derivative evaluated at (x, y) and multiplied by grad, in one pass.
     xt::xarray<T> g = xt::xarray<T>::from_shape(out.grad.shape());
-    const T *gv = out.grad.data(), *xv = x.value().data(), *yv = out.value.data();
-    T* d = g.data();
-    const long n = static_cast<long>(g.size());
-#pragma omp parallel for simd if (g.size() >= kParallelMin)
-    for (long i = 0; i < n; ++i) d[i] = gv[i] * dydx(xv[i], yv[i]);
+    kernels::zip3_into(out.grad.data(), x.value().data(), out.value.data(), g.data(), g.size(),
+                       [dydx](T gi, T xi, T yi) { return gi * dydx(xi, yi); });
     accumulate_grad(x, std::move(g), op);
   });
 }
@@ -113,13 +36,8 @@ template <class T>
 xt::xarray<T> sum_product_to_shape(const xt::xarray<T>& g, const xt::xarray<T>& x,
                                    const Shape& shape) {
   if (numel(shape) == 1 && g.size() == x.size()) {
-    double acc = 0;  // double, as in sum_to_shape
-    const T *gv = g.data(), *xv = x.data();
-    const long n = static_cast<long>(g.size());
-#pragma omp parallel for simd reduction(+ : acc) if (g.size() >= kParallelMin)
-    for (long i = 0; i < n; ++i) acc += gv[i] * xv[i];
     xt::xarray<T> r = xt::zeros<T>(shape);
-    *r.data() = static_cast<T>(acc);
+    *r.data() = static_cast<T>(kernels::dot(g.data(), x.data(), g.size()));
     return r;
   }
   return sum_to_shape(zip(g, x, [](T u, T v) { return u * v; }), shape);
@@ -129,7 +47,7 @@ template <class T>
 void check_binary(const std::string& op, const Tensor<T>& a, const Tensor<T>& b) {
   check_defined(op, a);
   check_defined(op, b);
-  broadcast_shapes(op, a.shape(), b.shape());  // throws naming op and both shapes
+  with_names([&] { return broadcast_shapes(op, a.shape(), b.shape()); }, a, b);
 }
 
 }  // namespace
@@ -246,11 +164,11 @@ Tensor<T> sqrt(const Tensor<T>& a) {
       "sqrt", a, [](T x) { return std::sqrt(x); }, [](T, T y) { return T(0.5) / y; });
 }
 
-// self: grad * result
+// self: grad * result   (exp flushes results below the smallest normal to 0: ops/kernels/exp.h)
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
   return unary_op<T>(
-      "exp", a, [](T x) { return std::exp(x); }, [](T, T y) { return y; });
+      "exp", a, [](T x) { return kernels::fast_exp(x); }, [](T, T y) { return y; });
 }
 
 // self: grad / self
@@ -287,7 +205,7 @@ Tensor<T> tanh(const Tensor<T>& a) {
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
   return unary_op<T>(
-      "sigmoid", a, [](T x) { return T(1) / (T(1) + std::exp(-x)); },
+      "sigmoid", a, [](T x) { return T(1) / (T(1) + kernels::fast_exp(-x)); },
       [](T, T y) { return y * (T(1) - y); });
 }
 

@@ -1,6 +1,7 @@
 #include "ops/indexing.h"
 
 #include <xtensor/xbroadcast.hpp>
+#include <xtensor/xoperation.hpp>
 
 #include "ops/common.h"
 
@@ -28,12 +29,30 @@ Tensor<T> masked_select(const Tensor<T>& a, const xt::xarray<bool>& mask) {
                    });
 }
 
+// y = where(mask, value, a)
+// self: grad.masked_fill(mask, 0), summed back to self's shape
+template <class T>
+Tensor<T> masked_fill(const Tensor<T>& a, const xt::xarray<bool>& mask, scalar_t<T> value) {
+  check_defined("masked_fill", a);
+  const Shape bshape = with_names(
+      [&] { return broadcast_shapes("masked_fill", a.shape(), to_shape(mask.shape())); }, a);
+  const xt::xarray<bool> mb = xt::broadcast(mask, bshape);
+  xt::xarray<T> v = xt::where(mb, T(value), xt::broadcast(a.value(), bshape));
+  return record<T>("masked_fill", std::move(v), {a}, [a, mb](const Node<T>& out) {
+    const xt::xarray<T> g = xt::where(mb, T(0), out.grad);
+    accumulate_grad(a, sum_to_shape(g, a.shape()), "masked_fill");
+  });
+}
+
 xt::xarray<bool> off_diagonal_mask(std::size_t n) {
   xt::xarray<bool> m = xt::ones<bool>({n, n});
   for (std::size_t i = 0; i < n; ++i) m(i, i) = false;
   return m;
 }
 
+template Tensor<float> masked_fill(const Tensor<float>&, const xt::xarray<bool>&, scalar_t<float>);
+template Tensor<double> masked_fill(const Tensor<double>&, const xt::xarray<bool>&,
+                                    scalar_t<double>);
 template Tensor<float> masked_select(const Tensor<float>&, const xt::xarray<bool>&);
 template Tensor<double> masked_select(const Tensor<double>&, const xt::xarray<bool>&);
 

@@ -11,8 +11,8 @@ Tensor<T> mse_loss(const Tensor<T>& pred, const Tensor<T>& target, const std::st
   check_defined("mse_loss", pred);
   check_defined("mse_loss", target);
   if (pred.shape() != target.shape())
-    throw std::invalid_argument("mse_loss: pred shape " + shape_str(pred.shape()) +
-                                " and target shape " + shape_str(target.shape()) + " differ");
+    throw std::invalid_argument("mse_loss: pred " + describe(pred) + " and target " +
+                                describe(target) + " differ in shape");
   if (reduction != "none" && reduction != "mean" && reduction != "sum")
     throw std::invalid_argument(
         "mse_loss: reduction must be \"none\", \"mean\" or \"sum\", got \"" + reduction + "\"");

@@ -57,7 +57,7 @@ template <class T>
 Tensor<T> sum(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims) {
   check_defined("sum", a);
   const Shape in_shape = a.shape();
-  const auto ax = normalize_axes("sum", axes, in_shape);
+  const auto ax = with_names([&] { return normalize_axes("sum", axes, in_shape); }, a);
   xt::xarray<T> v = sum_over_axes(a.value(), ax);  // keepdims shape; a 0-d tensor stays as it is
   const Shape kshape = keepdims_shape(in_shape, ax);
   v.reshape(keepdims ? kshape : reduced_shape(in_shape, ax));
@@ -81,7 +81,8 @@ template <class T>
 Tensor<T> mean(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims) {
   check_defined("mean", a);
   std::size_t count = 1;
-  for (auto ax : normalize_axes("mean", axes, a.shape())) count *= a.shape()[ax];
+  for (auto ax : with_names([&] { return normalize_axes("mean", axes, a.shape()); }, a))
+    count *= a.shape()[ax];
   if (count == 0)
     throw std::invalid_argument("mean: reducing an empty axis of shape " + shape_str(a.shape()));
   return mul(sum(a, axes, keepdims), T(1) / static_cast<T>(count));
@@ -92,7 +93,7 @@ template <class T>
 Tensor<T> max(const Tensor<T>& a, long axis, bool keepdims) {
   check_defined("max", a);
   const Shape in_shape = a.shape();
-  const std::size_t ax = normalize_axis("max", axis, in_shape);
+  const std::size_t ax = with_names([&] { return normalize_axis("max", axis, in_shape); }, a);
   const AxisSplit s = split_at_axis(in_shape, ax);
   if (s.len == 0)
     throw std::invalid_argument("max: axis " + std::to_string(axis) + " of shape " +

@@ -7,6 +7,7 @@
 #include <xtensor/xstrided_view.hpp>
 
 #include "ops/common.h"
+#include "ops/kernels/repeat.h"
 #include "ops/shape.h"
 
 namespace tapegrad {
@@ -61,8 +62,9 @@ Tensor<T> repeat(const Tensor<T>& a, const std::vector<std::size_t>& reps) {
 }
 
 // self: grad.reshape(..., s_axis, repeats, ...).sum(axis + 1)
-// Written as loops over the (outer, len, inner) view of the axis rather than broadcast + reshape:
-// it is the first op of the chapter's model and runs on every (query, key) pair.
+// Computed by loops over the (outer, len, inner) view of the axis (kernels/repeat.h) rather than
+// broadcast + reshape: it is the first op of the chapter's model and runs on every (query, key)
+// pair.
 template <class T>
 Tensor<T> repeat_interleave(const Tensor<T>& a, std::size_t repeats, std::optional<long> axis) {
   check_defined("repeat_interleave", a);
@@ -72,35 +74,17 @@ Tensor<T> repeat_interleave(const Tensor<T>& a, std::size_t repeats, std::option
     normalize_axis("repeat_interleave", *axis, Shape{1});
     return repeat_interleave(reshape(a, {1}), repeats, 0L);
   }
-  const std::size_t ax = normalize_axis("repeat_interleave", *axis, s);
+  const std::size_t ax =
+      with_names([&] { return normalize_axis("repeat_interleave", *axis, s); }, a);
   const AxisSplit sp = split_at_axis(s, ax);
   const std::size_t r = repeats;
   Shape out_shape = s;
   out_shape[ax] *= r;
   xt::xarray<T> v = xt::xarray<T>::from_shape(out_shape);
-  const T* x = a.value().data();
-  T* o = v.data();
-  // Row (o, k) of the input becomes rows (o, k * r + t), t < r, of the output.
-  const long rows = static_cast<long>(sp.outer * sp.len);
-#pragma omp parallel for if (v.size() >= (1 << 16))
-  for (long row = 0; row < rows; ++row) {
-    if (sp.inner == 1) {  // the chapter's case: each query value repeated r times
-      std::fill(o + row * r, o + (row + 1) * r, x[row]);
-      continue;
-    }
-    for (std::size_t t = 0; t < r; ++t)
-      std::copy(x + row * sp.inner, x + (row + 1) * sp.inner, o + (row * r + t) * sp.inner);
-  }
+  kernels::repeat_interleave(a.value().data(), v.data(), sp, r);
   return record<T>("repeat_interleave", std::move(v), {a}, [a, sp, r](const Node<T>& out) {
-    xt::xarray<T> g = xt::zeros<T>(a.value().shape());
-    const T* go = out.grad.data();
-    T* gi = g.data();
-    const long rows = static_cast<long>(sp.outer * sp.len);
-#pragma omp parallel for if (out.grad.size() >= (1 << 16))
-    for (long row = 0; row < rows; ++row)
-      for (std::size_t t = 0; t < r; ++t)
-        for (std::size_t i = 0; i < sp.inner; ++i)
-          gi[row * sp.inner + i] += go[(row * r + t) * sp.inner + i];
+    xt::xarray<T> g = xt::xarray<T>::from_shape(a.value().shape());
+    kernels::repeat_interleave_backward(out.grad.data(), g.data(), sp, r);
     accumulate_grad(a, std::move(g), "repeat_interleave");
   });
 }

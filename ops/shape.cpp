@@ -64,7 +64,7 @@ Tensor<T> permute_impl(const std::string& op, const Tensor<T>& a,
 template <class T>
 Tensor<T> reshape(const Tensor<T>& a, const std::vector<long>& shape) {
   check_defined("reshape", a);
-  const Shape to = infer_shape("reshape", a.shape(), shape);
+  const Shape to = with_names([&] { return infer_shape("reshape", a.shape(), shape); }, a);
   xt::xarray<T> v = a.value();
   v.reshape(to);
   return record<T>("reshape", std::move(v), {a}, [a](const Node<T>& out) {
@@ -88,7 +88,7 @@ Tensor<T> unsqueeze(const Tensor<T>& a, long axis) {
   const long ax = axis < 0 ? axis + n : axis;
   if (ax < 0 || ax >= n)
     throw std::invalid_argument("unsqueeze: axis " + std::to_string(axis) +
-                                " is out of range for shape " + shape_str(s));
+                                " is out of range for " + describe(a));
   s.insert(s.begin() + ax, 1);
   return reshape(a, std::vector<long>(s.begin(), s.end()));
 }
@@ -97,10 +97,10 @@ template <class T>
 Tensor<T> squeeze(const Tensor<T>& a, long axis) {
   check_defined("squeeze", a);
   Shape s = a.shape();
-  const std::size_t ax = normalize_axis("squeeze", axis, s);
+  const std::size_t ax = with_names([&] { return normalize_axis("squeeze", axis, s); }, a);
   if (s[ax] != 1)
-    throw std::invalid_argument("squeeze: axis " + std::to_string(axis) + " of shape " +
-                                shape_str(s) + " has extent " + std::to_string(s[ax]) + ", not 1");
+    throw std::invalid_argument("squeeze: axis " + std::to_string(axis) + " of " + describe(a) +
+                                " has extent " + std::to_string(s[ax]) + ", not 1");
   s.erase(s.begin() + static_cast<long>(ax));
   return reshape(a, std::vector<long>(s.begin(), s.end()));
 }
@@ -121,8 +121,12 @@ Tensor<T> transpose(const Tensor<T>& a, long axis0, long axis1) {
   const Shape s = a.shape();
   std::vector<std::size_t> perm(s.size());
   for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
-  std::swap(perm[normalize_axis("transpose", axis0, s)],
-            perm[normalize_axis("transpose", axis1, s)]);
+  with_names(
+      [&] {
+        std::swap(perm[normalize_axis("transpose", axis0, s)],
+                  perm[normalize_axis("transpose", axis1, s)]);
+      },
+      a);
   return permute_impl("transpose", a, perm);
 }
 
@@ -132,14 +136,15 @@ Tensor<T> permute(const Tensor<T>& a, const std::vector<long>& dims) {
   check_defined("permute", a);
   const Shape s = a.shape();
   if (dims.size() != s.size())
-    throw std::invalid_argument("permute: " + std::to_string(dims.size()) +
-                                " axes given for shape " + shape_str(s));
+    throw std::invalid_argument("permute: " + std::to_string(dims.size()) + " axes given for " +
+                                describe(a));
   std::vector<std::size_t> perm;
-  for (long d : dims) perm.push_back(normalize_axis("permute", d, s));
+  for (long d : dims)
+    perm.push_back(with_names([&] { return normalize_axis("permute", d, s); }, a));
   std::vector<std::size_t> sorted = perm;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
-    throw std::invalid_argument("permute: repeated axis for shape " + shape_str(s));
+    throw std::invalid_argument("permute: repeated axis for " + describe(a));
   return permute_impl("permute", a, perm);
 }
 

@@ -6,6 +6,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xreducer.hpp>
 
+#include "ops/kernels/reduction.h"
+
 namespace tapegrad {
 
 Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
@@ -24,21 +26,12 @@ Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
 }
 
 template <class T>
-xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_t>& axes);
-
-template <class T>
 xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape) {
   const Shape gs = to_shape(g.shape());
   if (gs == shape) return g;
   if (numel(shape) == 1) {  // everything sums to one element (e.g. the chapter's w): one loop
-    // Accumulated in double: a float sum of 10^7 terms would otherwise lose ~3 digits.
-    double total = 0;
-    const T* x = g.data();
-    const long n = static_cast<long>(g.size());
-#pragma omp parallel for simd reduction(+ : total) if (g.size() >= (1 << 16))
-    for (long i = 0; i < n; ++i) total += x[i];
     xt::xarray<T> r = xt::zeros<T>(shape);
-    *r.data() = static_cast<T>(total);
+    *r.data() = static_cast<T>(kernels::sum_all(g.data(), g.size()));  // double accumulator
     return r;
   }
   const std::size_t lead = gs.size() - shape.size();  // axes broadcasting prepended
@@ -68,19 +61,10 @@ xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_
   if (lead == axes.size() || trail == axes.size()) {
     const std::size_t inner = lead == axes.size() ? r.size() : a.size() / r.size();
     const std::size_t outer = a.size() / inner;
-    for (std::size_t o = 0; o < outer; ++o) {
-      const T* xo = x + o * inner;
-      if (lead == axes.size()) {
-        double* a_ = acc.data();
-#pragma omp simd
-        for (std::size_t j = 0; j < inner; ++j) a_[j] += xo[j];
-      } else {
-        double t = 0;
-#pragma omp simd reduction(+ : t)
-        for (std::size_t j = 0; j < inner; ++j) t += xo[j];
-        acc[o] = t;
-      }
-    }
+    if (lead == axes.size())
+      kernels::sum_leading(x, outer, inner, acc.data());
+    else
+      kernels::sum_trailing(x, outer, inner, acc.data());
     std::copy(acc.begin(), acc.end(), r.data());
     return r;
   }

@@ -7,11 +7,9 @@
 #include <numeric>
 
 #include "ops/kernels/exp.h"
+#include "ops/kernels/parallel.h"
 
 namespace tapegrad::kernels {
-
-// INTERIM (replaced by ops/kernels/parallel.h when the kernels layer lands).
-constexpr std::size_t kParallelGrain = 1 << 15;
 
 template <class T>
 SortedKeys<T> sort_keys(const T* keys, const T* values, std::size_t m) {

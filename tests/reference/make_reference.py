@@ -288,6 +288,12 @@ case(I, "masked_select_mask_broadcast", "masked_select", [("x", X34, True)],
      lambda x: torch.masked_select(x, torch.tensor(MASK4)), {"mask": mask_arg(MASK4)})
 case(I, "masked_select_input_broadcast", "masked_select", [("x", X31, True)],
      lambda x: torch.masked_select(x, torch.tensor(MASK34)), {"mask": mask_arg(MASK34)})
+case(I, "masked_fill_same_shape", "masked_fill", [("x", X34, True)],
+     lambda x: x.masked_fill(torch.tensor(MASK34), -2.5), {"mask": mask_arg(MASK34), "value": -2.5})
+case(I, "masked_fill_mask_broadcast", "masked_fill", [("x", X34, True)],
+     lambda x: x.masked_fill(torch.tensor(MASK4), 7.0), {"mask": mask_arg(MASK4), "value": 7.0})
+case(I, "masked_fill_input_broadcast", "masked_fill", [("x", X31, True)],
+     lambda x: torch.masked_fill(x, torch.tensor(MASK34), 0.0), {"mask": mask_arg(MASK34), "value": 0.0})
 
 
 def leave_one_out_keys(x):

@@ -1,0 +1,101 @@
+// Elementwise kernels: the loops behind ops/elementwise.cpp. out = f(a) and out = f(a, b) with
+// NumPy broadcasting, written as contiguous pointer loops that gcc and clang vectorise whenever f
+// can be (f is inlined: the kernels' exp, a product, ...; glibc's log and tanh stay scalar calls,
+// which is why there is no `omp simd` here: clang warns when it cannot honour one), split across
+// OpenMP threads above kParallelGrain elements.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xbroadcast.hpp>
+
+#include "ops/kernels/parallel.h"
+#include "ops/shape_utils.h"
+
+namespace tapegrad {
+namespace kernels {
+
+// out[i] = f(a[i]).
+template <class T, class F>
+xt::xarray<T> map(const xt::xarray<T>& a, F f) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
+  const T* x = a.data();
+  T* o = out.data();
+  const long n = static_cast<long>(a.size());
+#pragma omp parallel for if (a.size() >= kParallelGrain)
+  for (long i = 0; i < n; ++i) o[i] = f(x[i]);
+  return out;
+}
+
+// out[r, j] = f(a[r, j], row[j]): `a` seen as rows of row.size() elements.
+template <class T, class F>
+xt::xarray<T> rows(const xt::xarray<T>& a, const xt::xarray<T>& row, F f) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
+  const std::size_t len = row.size(), nrows = a.size() / len;
+  const T *x = a.data(), *y = row.data();
+  T* o = out.data();
+#pragma omp parallel for if (a.size() >= kParallelGrain)
+  for (long r = 0; r < static_cast<long>(nrows); ++r) {
+    const T* xr = x + r * len;  // per-row pointers keep the inner loop contiguous to the compiler
+    T* orow = o + r * len;
+    for (std::size_t j = 0; j < len; ++j) orow[j] = f(xr[j], y[j]);
+  }
+  return out;
+}
+
+// out = f(a, b) with NumPy broadcasting. Equal shapes and a one-element operand (w in the chapter's
+// (q - k) * w) are plain loops; other broadcasts materialise both operands at the result's shape.
+template <class T, class F>
+xt::xarray<T> zip(const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
+  const Shape sa = to_shape(a.shape()), sb = to_shape(b.shape());
+  const Shape s = broadcast_shapes("zip", sa, sb);
+  if (sa == sb) {
+    xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
+    const T *x = a.data(), *y = b.data();
+    T* o = out.data();
+    const long n = static_cast<long>(a.size());
+#pragma omp parallel for if (a.size() >= kParallelGrain)
+    for (long i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+    return out;
+  }
+  if (b.size() == 1 && numel(s) == a.size()) {
+    const T y = *b.data();
+    xt::xarray<T> out = map(a, [&](T x) { return f(x, y); });
+    out.reshape(s);
+    return out;
+  }
+  if (a.size() == 1 && numel(s) == b.size()) {
+    const T x = *a.data();
+    xt::xarray<T> out = map(b, [&](T y) { return f(x, y); });
+    out.reshape(s);
+    return out;
+  }
+  // One operand a row repeated along leading axes, e.g. (n, m) - (m,) as in the chapter's
+  // X_repeat - x_train: loop over rows without materialising the repeated operand.
+  const auto trailing = [](const Shape& big, const Shape& small) {
+    std::size_t k = 0;
+    while (k < small.size() && small[k] == 1) ++k;  // leading 1s of the small shape do not matter
+    return small.size() - k <= big.size() && small.size() <= big.size() &&
+           std::equal(small.begin() + static_cast<long>(k), small.end(),
+                      big.end() - static_cast<long>(small.size() - k));
+  };
+  if (sa == s && b.size() > 0 && trailing(sa, sb))
+    return rows(a, b, [&](T x, T y) { return f(x, y); });
+  if (sb == s && a.size() > 0 && trailing(sb, sa))
+    return rows(b, a, [&](T y, T x) { return f(x, y); });
+  const xt::xarray<T> ab = xt::broadcast(a, s), bb = xt::broadcast(b, s);
+  return zip(ab, bb, f);
+}
+
+// out[i] = f(a[i], b[i], c[i]) for equal-length arrays (the backward's grad * dydx(x, y)).
+template <class T, class F>
+void zip3_into(const T* a, const T* b, const T* c, T* out, std::size_t size, F f) {
+  const long n = static_cast<long>(size);
+#pragma omp parallel for if (size >= kParallelGrain)
+  for (long i = 0; i < n; ++i) out[i] = f(a[i], b[i], c[i]);
+}
+
+}  // namespace kernels
+}  // namespace tapegrad
