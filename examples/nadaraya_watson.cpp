@@ -176,13 +176,15 @@ constexpr double kComposedArraysAlive = 11;
 bool use_fused(const Options& o, std::size_t n, std::size_t n_query, std::size_t value_bytes) {
   if (!o.impl.empty()) return o.impl == "fused";
   const std::size_t m = o.keep_self ? n : n - 1;
-  const double entries = std::max(double(n) * double(m), double(n_query) * double(n));
-  const double mib = kComposedArraysAlive * entries * double(value_bytes) / (1 << 20);
+  const bool training_larger = double(n) * double(m) >= double(n_query) * double(n);
+  const std::size_t rows = training_larger ? n : n_query, cols = training_larger ? m : n;
+  const double mib =
+      kComposedArraysAlive * double(rows) * double(cols) * double(value_bytes) / (1 << 20);
   if (mib <= double(o.memory_budget_mib)) return false;
   std::printf(
       "parametric pooling: the composed ops would keep about %.0f arrays of %zu x %zu alive "
       "(%.0f MiB > --memory-budget %ld MiB): using the fused op\n",
-      kComposedArraysAlive, std::max(n, n_query), std::max(m, n), mib, o.memory_budget_mib);
+      kComposedArraysAlive, rows, cols, mib, o.memory_budget_mib);
   return true;
 }
 
