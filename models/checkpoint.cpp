@@ -228,6 +228,8 @@ Shape record_shape(const nlohmann::json& record, const std::string& name) {
     if (!extent.is_number_unsigned() || extent.get<std::uint64_t>() > kMaxFileBytes)
       throw failure(name, "tensor '" + record["name"].get<std::string>() + "': malformed shape");
     shape.push_back(extent.get<std::size_t>());
+    if (shape.back() != 0 && count > kMaxFileBytes / shape.back())  // count * extent, unwrapped
+      throw failure(name, "tensor '" + record["name"].get<std::string>() + "': shape too large");
     count *= shape.back();
     if (count > kMaxFileBytes)
       throw failure(name, "tensor '" + record["name"].get<std::string>() + "': malformed shape");
@@ -251,7 +253,8 @@ std::vector<std::pair<std::string, xt::xarray<T>>> read_tensors(const nlohmann::
     xt::xarray<T> values = xt::zeros<T>(shape);
     const std::size_t nbytes = values.size() * sizeof(T);
     if (nbytes > framing.payload_end - offset) throw failure(name, "truncated payload");
-    std::memcpy(values.data(), bytes.data() + offset, nbytes);
+    if (nbytes > 0)
+      std::memcpy(values.data(), bytes.data() + offset, nbytes);  // data() may be null
     offset += nbytes;
     for (const T v : values)
       if (!std::isfinite(v)) throw failure(name, "tensor '" + tensor + "' holds NaN or inf");
