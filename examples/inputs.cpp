@@ -23,72 +23,75 @@ std::string str(double v) {
   return os.str();
 }
 
-CsvLimits csv_limits(const Options& o, std::size_t max_rows) {
+CsvLimits csv_limits(const Options& options, std::size_t max_rows) {
   CsvLimits limits;
   limits.max_line_bytes = limits::kMaxLineBytes;
   limits.max_file_bytes = limits::kMaxFileBytes;
   limits.max_rows = max_rows;
-  limits.max_abs = dtype_max(o.dtype);
-  limits.dtype = o.dtype;
+  limits.max_abs = dtype_max(options.dtype);
+  limits.dtype = options.dtype;
   return limits;
 }
 
-void read_training_file(const Options& o, Data& d) {
-  const Columns c = read_csv(o.train_path, {"x", "y"}, csv_limits(o, limits::kMaxTrainPoints));
-  if (c[0].size() < 2)
-    throw InputError(o.train_path, 0,
-                     "needs at least 2 training rows, found " + std::to_string(c[0].size()));
-  d.x_train = c[0], d.y_train = c[1];
-  d.source = o.train_path;
+void read_training_file(const Options& options, Data& data) {
+  const Columns columns =
+      read_csv(options.train_path, {"x", "y"}, csv_limits(options, limits::kMaxTrainPoints));
+  if (columns[0].size() < 2)
+    throw InputError(options.train_path, 0,
+                     "needs at least 2 training rows, found " + std::to_string(columns[0].size()));
+  data.x_train = columns[0], data.y_train = columns[1];
+  data.source = options.train_path;
   // Default queries: 50 points evenly spread over the training inputs' range.
-  const auto [lo, hi] = std::minmax_element(d.x_train.begin(), d.x_train.end());
-  for (int i = 0; i < 50; ++i) d.x_query.push_back(*lo + (*hi - *lo) * (i / 49.0));
+  const auto [lo, hi] = std::minmax_element(data.x_train.begin(), data.x_train.end());
+  for (int i = 0; i < 50; ++i) data.x_query.push_back(*lo + (*hi - *lo) * (i / 49.0));
 }
 
 }  // namespace
 
-Data load_data(const Options& o, Rng& rng) {
-  Data d;
-  if (o.train_path.empty()) {
-    ChapterData c = make_chapter_data(rng, static_cast<std::size_t>(o.n_train));
-    d.x_train = c.x_train, d.y_train = c.y_train, d.x_query = c.x_query, d.y_truth = c.y_truth;
-    d.source = "the chapter's data (seed " + std::to_string(o.seed) + ")";
+Data load_data(const Options& options, Rng& rng) {
+  Data data;
+  if (options.train_path.empty()) {
+    ChapterData chapter = make_chapter_data(rng, static_cast<std::size_t>(options.n_train));
+    data.x_train = chapter.x_train, data.y_train = chapter.y_train, data.x_query = chapter.x_query,
+    data.y_truth = chapter.y_truth;
+    data.source = "the chapter's data (seed " + std::to_string(options.seed) + ")";
   } else {
-    read_training_file(o, d);
+    read_training_file(options, data);
   }
-  if (!o.query_path.empty()) {
-    const Columns q = read_csv(o.query_path, {"x"}, csv_limits(o, limits::kMaxQueries));
-    if (q[0].empty()) throw InputError(o.query_path, 0, "no query rows");
-    d.x_query = q[0];
-    d.y_truth.clear();
-    if (o.train_path.empty())  // the truth is known for the chapter's generator only
-      for (double x : d.x_query) d.y_truth.push_back(chapter_truth(x));
+  if (!options.query_path.empty()) {
+    const Columns queries =
+        read_csv(options.query_path, {"x"}, csv_limits(options, limits::kMaxQueries));
+    if (queries[0].empty()) throw InputError(options.query_path, 0, "no query rows");
+    data.x_query = queries[0];
+    data.y_truth.clear();
+    if (options.train_path.empty())  // the truth is known for the chapter's generator only
+      for (double x : data.x_query) data.y_truth.push_back(chapter_truth(x));
   }
-  const double entries = double(d.x_query.size()) * double(d.x_train.size());
+  const double entries = double(data.x_query.size()) * double(data.x_train.size());
   if (entries > limits::kMaxAttentionEntries)
     throw UsageError("the attention matrices would have " + str(entries) + " entries (" +
-                     std::to_string(d.x_query.size()) + " queries x " +
-                     std::to_string(d.x_train.size()) + " training points), over the limit of " +
+                     std::to_string(data.x_query.size()) + " queries x " +
+                     std::to_string(data.x_train.size()) + " training points), over the limit of " +
                      str(limits::kMaxAttentionEntries) + ": use fewer --query rows or --n-train");
-  return d;
+  return data;
 }
 
-void check_magnitudes(const Data& d, const Options& o) {
-  const double largest = dtype_max(o.dtype), n = double(d.x_train.size());
-  std::vector<double> xs = d.x_train;
-  xs.insert(xs.end(), d.x_query.begin(), d.x_query.end());
+void check_magnitudes(const Data& data, const Options& options) {
+  const double largest = dtype_max(options.dtype), n = double(data.x_train.size());
+  std::vector<double> xs = data.x_train;
+  xs.insert(xs.end(), data.x_query.begin(), data.x_query.end());
   const auto [x_lo, x_hi] = std::minmax_element(xs.begin(), xs.end());
   if (!(*x_hi - *x_lo <= largest))
-    throw UsageError(d.source + ": inputs x span " + str(*x_lo) + " to " + str(*x_hi) +
-                     ", whose differences overflow " + o.dtype + "; rescale x" +
-                     (o.dtype == "float32" ? " or use --dtype float64" : ""));
+    throw UsageError(data.source + ": inputs x span " + str(*x_lo) + " to " + str(*x_hi) +
+                     ", whose differences overflow " + options.dtype + "; rescale x" +
+                     (options.dtype == "float32" ? " or use --dtype float64" : ""));
   double y_max = 0;
-  for (double y : d.y_train) y_max = std::max(y_max, std::abs(y));
+  for (double y : data.y_train) y_max = std::max(y_max, std::abs(y));
   // 1/2 sum_i (f_i - y_i)^2 with |f_i|, |y_i| <= y_max is at most 2 n y_max^2.
   const double y_bound = std::sqrt(largest / (2 * n));
   if (y_max > y_bound)
-    throw UsageError(d.source + ": targets y up to " + str(y_max) + " overflow the " + o.dtype +
-                     " loss (" + std::to_string(d.x_train.size()) +
+    throw UsageError(data.source + ": targets y up to " + str(y_max) + " overflow the " +
+                     options.dtype + " loss (" + std::to_string(data.x_train.size()) +
                      " points need |y| <= " + str(y_bound) + "); rescale y or use --dtype float64");
 }
 
@@ -116,18 +119,20 @@ void check_save_writable(const std::string& save) {
 
 }  // namespace
 
-void check_output_paths(const Options& o, const std::vector<std::string>& output_names) {
+void check_output_paths(const Options& options, const std::vector<std::string>& output_names) {
   const std::vector<std::pair<std::string, std::string>> inputs = {
-      {"--train", o.train_path}, {"--query", o.query_path}, {"--resume", o.resume_path}};
+      {"--train", options.train_path},
+      {"--query", options.query_path},
+      {"--resume", options.resume_path}};
   std::vector<std::pair<std::string, std::string>> outputs;
-  if (!o.save_path.empty()) {
-    check_save_writable(o.save_path);
-    outputs.push_back({"--save", o.save_path});
+  if (!options.save_path.empty()) {
+    check_save_writable(options.save_path);
+    outputs.push_back({"--save", options.save_path});
   }
   for (const auto& name : output_names) {
-    const std::string out_file = (fs::path(o.out_dir) / name).string();
-    if (!o.save_path.empty() && same_file(o.save_path, out_file))
-      throw UsageError("--save " + o.save_path + " is the --out file " + out_file);
+    const std::string out_file = (fs::path(options.out_dir) / name).string();
+    if (!options.save_path.empty() && same_file(options.save_path, out_file))
+      throw UsageError("--save " + options.save_path + " is the --out file " + out_file);
     outputs.push_back({"--out", out_file});
   }
   for (const auto& [out_flag, out_path] : outputs)

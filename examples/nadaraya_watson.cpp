@@ -73,10 +73,10 @@ double mse(const std::vector<double>& a, const std::vector<double>& b) {
 template <class T>
 struct DataTensors {
   Tensor<T> x_train, y_train, x_query;
-  explicit DataTensors(const Data& d)
-      : x_train(as_tensor<T>(d.x_train)),
-        y_train(as_tensor<T>(d.y_train)),
-        x_query(as_tensor<T>(d.x_query)) {}
+  explicit DataTensors(const Data& data)
+      : x_train(as_tensor<T>(data.x_train)),
+        y_train(as_tensor<T>(data.y_train)),
+        x_query(as_tensor<T>(data.x_query)) {}
 };
 
 // ---- load: the model, and the checkpoint it may resume from ------------------------------------
@@ -95,11 +95,11 @@ struct Model {
 };
 
 // The program's fields of a checkpoint's meta, checked by meaning before the model is touched.
-long checked_epochs_done(const nlohmann::json& meta, const Options& o) {
-  const std::string where = "checkpoint " + o.resume_path + ": ";
-  if (meta.contains("dtype") && meta["dtype"] != o.dtype)
+long checked_epochs_done(const nlohmann::json& meta, const Options& options) {
+  const std::string where = "checkpoint " + options.resume_path + ": ";
+  if (meta.contains("dtype") && meta["dtype"] != options.dtype)
     throw CheckpointError(where + "meta.dtype " + meta["dtype"].dump().substr(0, 40) +
-                          " does not match --dtype " + o.dtype);
+                          " does not match --dtype " + options.dtype);
   if (meta.contains("seed") && !meta["seed"].is_number_unsigned())
     throw CheckpointError(where + "meta.seed is not an unsigned integer");
   if (!meta.contains("epochs_done")) return 0;
@@ -109,21 +109,21 @@ long checked_epochs_done(const nlohmann::json& meta, const Options& o) {
                           std::to_string(limits::kMaxEpochs) + ", got " +
                           done.dump().substr(0, 40));
   const long epochs_done = done.get<long>();
-  if (epochs_done + o.epochs > limits::kMaxEpochs)
-    throw UsageError("--epochs " + std::to_string(o.epochs) + " after the checkpoint's " +
+  if (epochs_done + options.epochs > limits::kMaxEpochs)
+    throw UsageError("--epochs " + std::to_string(options.epochs) + " after the checkpoint's " +
                      std::to_string(epochs_done) + " epochs exceeds the limit of " +
                      std::to_string(limits::kMaxEpochs));
   return epochs_done;
 }
 
 template <class T>
-void resume(const Options& o, Model<T>& model) {
-  const CheckpointContents<T> contents = read_checkpoint<T>(o.resume_path);
-  const long epochs_done = checked_epochs_done(contents.meta, o);
-  restore_checkpoint(contents, model.named, model.optimizer, o.resume_path);
+void resume(const Options& options, Model<T>& model) {
+  const CheckpointContents<T> contents = read_checkpoint<T>(options.resume_path);
+  const long epochs_done = checked_epochs_done(contents.meta, options);
+  restore_checkpoint(contents, model.named, model.optimizer, options.resume_path);
   model.w_init = static_cast<double>(model.net.w().value()(0));
   model.epochs_before = epochs_done;
-  std::cout << "resumed from " << o.resume_path << ": w = " << model.w_init << " after "
+  std::cout << "resumed from " << options.resume_path << ": w = " << model.w_init << " after "
             << epochs_done << " epochs\n";
 }
 
@@ -137,30 +137,31 @@ struct Pooled {
 };
 
 template <class T>
-Pooled<T> pool(const Options& o, const Data& d, const DataTensors<T>& t) {
-  const Kernel kernel = kernel_from_string(o.kernel);
-  const bool truth = !d.y_truth.empty();
-  Pooled<T> p;
+Pooled<T> pool(const Options& options, const Data& data, const DataTensors<T>& tensors) {
+  const Kernel kernel = kernel_from_string(options.kernel);
+  const bool truth = !data.y_truth.empty();
+  Pooled<T> pooled;
   // 1. Average pooling: f(x) = mean(y).
-  p.average = average_pooling(t.y_train, d.x_query.size());
-  std::cout << "average pooling: f(x) = " << p.average.value()(0) << " for every query";
-  if (truth) std::cout << "; MSE vs truth " << mse(to_vector(p.average.value()), d.y_truth);
+  pooled.average = average_pooling(tensors.y_train, data.x_query.size());
+  std::cout << "average pooling: f(x) = " << pooled.average.value()(0) << " for every query";
+  if (truth) std::cout << "; MSE vs truth " << mse(to_vector(pooled.average.value()), data.y_truth);
   std::cout << "\n";
   // 2. Nonparametric attention pooling with the chosen kernel.
   std::ostringstream label;
-  label << to_string(kernel) << ", sigma = " << o.sigma;
-  p.kernel_label = label.str();
-  p.nonparametric =
-      nadaraya_watson(t.x_train, t.y_train, t.x_query, kernel, static_cast<T>(o.sigma));
-  std::cout << "nonparametric pooling (" << p.kernel_label << ")";
+  label << to_string(kernel) << ", sigma = " << options.sigma;
+  pooled.kernel_label = label.str();
+  pooled.nonparametric = nadaraya_watson(tensors.x_train, tensors.y_train, tensors.x_query, kernel,
+                                         static_cast<T>(options.sigma));
+  std::cout << "nonparametric pooling (" << pooled.kernel_label << ")";
   if (truth)
-    std::cout << ": MSE vs truth " << mse(to_vector(p.nonparametric.y_hat.value()), d.y_truth);
+    std::cout << ": MSE vs truth "
+              << mse(to_vector(pooled.nonparametric.y_hat.value()), data.y_truth);
   std::cout << "\n";
-  if (p.nonparametric.empty_rows)
-    std::cout << "note: " << p.nonparametric.empty_rows
+  if (pooled.nonparametric.empty_rows)
+    std::cout << "note: " << pooled.nonparametric.empty_rows
               << " queries had no training input within the " << to_string(kernel)
               << " kernel's support; each took its nearest training input's value\n";
-  return p;
+  return pooled;
 }
 
 // ---- train: w by SGD on leave-one-out keys and values -------------------------------------------
@@ -173,18 +174,19 @@ constexpr double kComposedArraysAlive = 11;
 
 // composed unless --impl says otherwise or its intermediates exceed --memory-budget; prints one
 // line when it switches.
-bool use_fused(const Options& o, std::size_t n, std::size_t n_query, std::size_t value_bytes) {
-  if (!o.impl.empty()) return o.impl == "fused";
-  const std::size_t m = o.keep_self ? n : n - 1;
+bool use_fused(const Options& options, std::size_t n, std::size_t n_query,
+               std::size_t value_bytes) {
+  if (!options.impl.empty()) return options.impl == "fused";
+  const std::size_t m = options.keep_self ? n : n - 1;
   const bool training_larger = double(n) * double(m) >= double(n_query) * double(n);
   const std::size_t rows = training_larger ? n : n_query, cols = training_larger ? m : n;
   const double mib =
       kComposedArraysAlive * double(rows) * double(cols) * double(value_bytes) / (1 << 20);
-  if (mib <= double(o.memory_budget_mib)) return false;
+  if (mib <= double(options.memory_budget_mib)) return false;
   std::printf(
       "parametric pooling: the composed ops would keep about %.0f arrays of %zu x %zu alive "
       "(%.0f MiB > --memory-budget %ld MiB): using the fused op\n",
-      kComposedArraysAlive, rows, cols, mib, o.memory_budget_mib);
+      kComposedArraysAlive, rows, cols, mib, options.memory_budget_mib);
   return true;
 }
 
@@ -194,24 +196,26 @@ struct Training {
 };
 
 template <class T>
-Training train(const Options& o, const DataTensors<T>& t, Model<T>& model, bool fused) {
-  const bool leave_one_out = !o.keep_self;
-  const std::size_t n = t.x_train.size();
+Training train(const Options& options, const DataTensors<T>& tensors, Model<T>& model, bool fused) {
+  const bool leave_one_out = !options.keep_self;
+  const std::size_t n = tensors.x_train.size();
   Tensor<T> keys, values;  // (n, n - 1) for the composed ops
-  if (!fused) std::tie(keys, values) = training_keys_values(t.x_train, t.y_train, leave_one_out);
+  if (!fused)
+    std::tie(keys, values) = training_keys_values(tensors.x_train, tensors.y_train, leave_one_out);
   std::cout << "parametric pooling: training w (w_init " << model.w_init << ", "
             << (fused ? "fused op" : "composed ops: repeat_interleave, softmax, bmm") << ") on "
             << (leave_one_out ? "leave-one-out pairs (" : "all pairs (") << n << " x "
-            << (leave_one_out ? n - 1 : n) << "), lr " << o.lr << ", " << o.epochs << " epochs\n";
+            << (leave_one_out ? n - 1 : n) << "), lr " << options.lr << ", " << options.epochs
+            << " epochs\n";
   Training result;
   const auto start = std::chrono::steady_clock::now();
-  for (long epoch = 0; epoch < o.epochs; ++epoch) {
+  for (long epoch = 0; epoch < options.epochs; ++epoch) {
     model.optimizer.zero_grad();
-    const Tensor<T> f =
-        fused ? model.net.forward_fused(t.x_train, t.x_train, t.y_train, leave_one_out)
-              : model.net(t.x_train, keys, values);
+    const Tensor<T> f = fused ? model.net.forward_fused(tensors.x_train, tensors.x_train,
+                                                        tensors.y_train, leave_one_out)
+                              : model.net(tensors.x_train, keys, values);
     // L = 1/2 sum_i (f(x_i) - y_i)^2: the chapter's MSELoss(reduction='none') / 2, summed.
-    Tensor<T> loss = sum(mse_loss(f, t.y_train, "none") * T(0.5));
+    Tensor<T> loss = sum(mse_loss(f, tensors.y_train, "none") * T(0.5));
     loss.backward();
     model.optimizer.step();
     result.losses.push_back(static_cast<double>(loss.item()));
@@ -238,21 +242,23 @@ struct Prediction {
 };
 
 template <class T>
-Prediction<T> predict(const DataTensors<T>& t, Model<T>& model, bool fused) {
+Prediction<T> predict(const DataTensors<T>& tensors, Model<T>& model, bool fused) {
   NoGradGuard no_grad;
-  Prediction<T> p;
+  Prediction<T> prediction;
   if (fused) {
-    p.y_hat = model.net.forward_fused(t.x_query, t.x_train, t.y_train, false);
-    p.attention =
-        nw_attention_weights(t.x_query.value(), t.x_train.value(), model.net.w().value()(0), false);
+    prediction.y_hat =
+        model.net.forward_fused(tensors.x_query, tensors.x_train, tensors.y_train, false);
+    prediction.attention = nw_attention_weights(tensors.x_query.value(), tensors.x_train.value(),
+                                                model.net.w().value()(0), false);
   } else {
-    auto [query_keys, query_values] = query_keys_values(t.x_train, t.y_train, t.x_query.size());
-    p.y_hat = model.net(t.x_query, query_keys, query_values);
-    p.attention = model.net.attention_weights().value();
+    auto [query_keys, query_values] =
+        query_keys_values(tensors.x_train, tensors.y_train, tensors.x_query.size());
+    prediction.y_hat = model.net(tensors.x_query, query_keys, query_values);
+    prediction.attention = model.net.attention_weights().value();
   }
-  for (const T v : p.y_hat.value())
+  for (const T v : prediction.y_hat.value())
     if (!std::isfinite(v)) throw std::runtime_error("parametric pooling produced NaN or inf");
-  return p;
+  return prediction;
 }
 
 // ---- write: every output staged, then moved into place at once ---------------------------------
@@ -268,109 +274,112 @@ std::string matrix_csv(const Matrix& m, int precision) {
 }
 
 template <class T>
-PlotData plot_data(const Data& d, const DataTensors<T>& t, const Pooled<T>& pooled,
+PlotData plot_data(const Data& data, const DataTensors<T>& tensors, const Pooled<T>& pooled,
                    const Prediction<T>& prediction, const Training& training) {
-  PlotData pd;
-  pd.x_train = d.x_train, pd.y_train = d.y_train, pd.x_query = d.x_query, pd.y_truth = d.y_truth;
-  pd.average = to_vector(pooled.average.value());
-  pd.nonparametric = to_vector(pooled.nonparametric.y_hat.value());
-  pd.parametric = to_vector(prediction.y_hat.value());
-  pd.attention_nonparametric = to_matrix(pooled.nonparametric.weights.value());
-  pd.attention_parametric = to_matrix(prediction.attention);
-  pd.kernel_label = pooled.kernel_label;
-  pd.loss = training.losses;
+  PlotData plot;
+  plot.x_train = data.x_train, plot.y_train = data.y_train, plot.x_query = data.x_query,
+  plot.y_truth = data.y_truth;
+  plot.average = to_vector(pooled.average.value());
+  plot.nonparametric = to_vector(pooled.nonparametric.y_hat.value());
+  plot.parametric = to_vector(prediction.y_hat.value());
+  plot.attention_nonparametric = to_matrix(pooled.nonparametric.weights.value());
+  plot.attention_parametric = to_matrix(prediction.attention);
+  plot.kernel_label = pooled.kernel_label;
+  plot.loss = training.losses;
   for (double sigma : {0.1, 0.2, 0.5, 1.0}) {
-    const NWResult<T> r =
-        nadaraya_watson(t.x_train, t.y_train, t.x_query, Kernel::Gaussian, static_cast<T>(sigma));
-    pd.widths.push_back({sigma, to_vector(r.y_hat.value()), to_matrix(r.weights.value())});
+    const NWResult<T> r = nadaraya_watson(tensors.x_train, tensors.y_train, tensors.x_query,
+                                          Kernel::Gaussian, static_cast<T>(sigma));
+    plot.widths.push_back({sigma, to_vector(r.y_hat.value()), to_matrix(r.weights.value())});
   }
-  return pd;
+  return plot;
 }
 
-nlohmann::json training_json(const Options& o, const Data& d, const Training& training,
+nlohmann::json training_json(const Options& options, const Data& data, const Training& training,
                              double w_init, long epochs_before, bool fused) {
-  nlohmann::json j;
-  j["w_init"] = w_init;
-  j["w"] = training.w;
-  j["loss"] = training.losses;
-  j["lr"] = o.lr;
-  j["epochs"] = o.epochs;
-  j["kernel"] = o.kernel;
-  j["sigma"] = o.sigma;
-  j["dtype"] = o.dtype;
-  j["n_train"] = d.x_train.size();
-  j["n_query"] = d.x_query.size();
-  j["train_seconds"] = training.seconds;
-  j["seed"] = o.seed;
-  j["leave_one_out"] = !o.keep_self;
-  j["threads"] = omp_get_max_threads();
-  j["impl"] = fused ? "fused" : "composed";
-  j["memory_budget_mib"] = o.memory_budget_mib;
-  j["data"] = d.source;
-  j["epochs_before"] = epochs_before;
-  return j;
+  nlohmann::json json;
+  json["w_init"] = w_init;
+  json["w"] = training.w;
+  json["loss"] = training.losses;
+  json["lr"] = options.lr;
+  json["epochs"] = options.epochs;
+  json["kernel"] = options.kernel;
+  json["sigma"] = options.sigma;
+  json["dtype"] = options.dtype;
+  json["n_train"] = data.x_train.size();
+  json["n_query"] = data.x_query.size();
+  json["train_seconds"] = training.seconds;
+  json["seed"] = options.seed;
+  json["leave_one_out"] = !options.keep_self;
+  json["threads"] = omp_get_max_threads();
+  json["impl"] = fused ? "fused" : "composed";
+  json["memory_budget_mib"] = options.memory_budget_mib;
+  json["data"] = data.source;
+  json["epochs_before"] = epochs_before;
+  return json;
 }
 
 // Returns whether the figures were drawn.
 template <class T>
-bool stage_outputs(OutputTransaction& outputs, const PlotData& pd, const nlohmann::json& json,
+bool stage_outputs(OutputTransaction& outputs, const PlotData& plot, const nlohmann::json& json,
                    bool plots) {
   const int precision = std::is_same_v<T, float> ? 9 : 17;
   std::ostringstream predictions;
   predictions.precision(precision);
   predictions << "x,average,nonparametric,parametric\n";
-  for (std::size_t i = 0; i < pd.x_query.size(); ++i)
-    predictions << pd.x_query[i] << "," << pd.average[i] << "," << pd.nonparametric[i] << ","
-                << pd.parametric[i] << "\n";
+  for (std::size_t i = 0; i < plot.x_query.size(); ++i)
+    predictions << plot.x_query[i] << "," << plot.average[i] << "," << plot.nonparametric[i] << ","
+                << plot.parametric[i] << "\n";
   outputs.write("predictions.csv", predictions.str());
-  outputs.write("attention_nonparametric.csv", matrix_csv(pd.attention_nonparametric, precision));
-  outputs.write("attention_parametric.csv", matrix_csv(pd.attention_parametric, precision));
+  outputs.write("attention_nonparametric.csv", matrix_csv(plot.attention_nonparametric, precision));
+  outputs.write("attention_parametric.csv", matrix_csv(plot.attention_parametric, precision));
   outputs.write("training.json", json.dump(2) + "\n");
-  return plots && draw_figures(outputs, pd);
+  return plots && draw_figures(outputs, plot);
 }
 
 // ---- the run: load, pool, train, predict, write ------------------------------------------------
 
 template <class T>
-int run(const Options& o) {
-  Rng rng(o.seed);
-  const Data data = load_data(o, rng);
-  check_magnitudes(data, o);
+int run(const Options& options) {
+  Rng rng(options.seed);
+  const Data data = load_data(options, rng);
+  check_magnitudes(data, options);
   // The chapter initialises w with torch.rand(1): U(0, 1), drawn after the data.
-  Model<T> model(o.w_init ? *o.w_init : rng.uniform(), o.lr);
-  if (!o.resume_path.empty()) resume(o, model);
-  OutputTransaction outputs(o.out_dir);  // checks --out and stages beside it
-  check_output_paths(o, OutputTransaction::output_names());
+  Model<T> model(options.w_init ? *options.w_init : rng.uniform(), options.lr);
+  if (!options.resume_path.empty()) resume(options, model);
+  OutputTransaction outputs(options.out_dir);  // checks --out and stages beside it
+  check_output_paths(options, OutputTransaction::output_names());
   const DataTensors<T> tensors(data);
   std::cout << "data: " << data.source << ": " << data.x_train.size() << " training points, "
-            << data.x_query.size() << " queries; dtype " << o.dtype << ", " << omp_get_max_threads()
-            << " thread(s)\n";
+            << data.x_query.size() << " queries; dtype " << options.dtype << ", "
+            << omp_get_max_threads() << " thread(s)\n";
 
-  const Pooled<T> pooled = pool(o, data, tensors);
-  const bool fused = use_fused(o, data.x_train.size(), data.x_query.size(), sizeof(T));
-  const Training training = train(o, tensors, model, fused);
+  const Pooled<T> pooled = pool(options, data, tensors);
+  const bool fused = use_fused(options, data.x_train.size(), data.x_query.size(), sizeof(T));
+  const Training training = train(options, tensors, model, fused);
   const Prediction<T> prediction = predict(tensors, model, fused);
   if (!data.y_truth.empty())
     std::cout << "parametric pooling: MSE vs truth "
               << mse(to_vector(prediction.y_hat.value()), data.y_truth) << "\n";
 
-  const PlotData pd = plot_data(data, tensors, pooled, prediction, training);
+  const PlotData plot = plot_data(data, tensors, pooled, prediction, training);
   const bool figures = stage_outputs<T>(
-      outputs, pd, training_json(o, data, training, model.w_init, model.epochs_before, fused),
-      !o.no_plots);
-  if (!o.save_path.empty()) {
-    const nlohmann::json meta = {
-        {"epochs_done", model.epochs_before + o.epochs}, {"dtype", o.dtype}, {"seed", o.seed}};
-    outputs.add_rename(stage_checkpoint(o.save_path, model.named, model.optimizer, meta),
-                       o.save_path);
+      outputs, plot,
+      training_json(options, data, training, model.w_init, model.epochs_before, fused),
+      !options.no_plots);
+  if (!options.save_path.empty()) {
+    const nlohmann::json meta = {{"epochs_done", model.epochs_before + options.epochs},
+                                 {"dtype", options.dtype},
+                                 {"seed", options.seed}};
+    outputs.add_rename(stage_checkpoint(options.save_path, model.named, model.optimizer, meta),
+                       options.save_path);
   }
   outputs.commit();
-  std::cout << "wrote " << (std::filesystem::path(o.out_dir) / "predictions.csv").string()
+  std::cout << "wrote " << (std::filesystem::path(options.out_dir) / "predictions.csv").string()
             << ", attention_*.csv, training.json"
             << (figures ? ", plots.gp and " + std::to_string(figure_files().size()) + " figures"
                         : "")
-            << " in " << o.out_dir << "\n";
-  if (!o.save_path.empty()) std::cout << "saved checkpoint " << o.save_path << "\n";
+            << " in " << options.out_dir << "\n";
+  if (!options.save_path.empty()) std::cout << "saved checkpoint " << options.save_path << "\n";
   return 0;
 }
 

@@ -10,39 +10,41 @@
 
 namespace tapegrad {
 
-void add_flags(CLI::App& app, Options& o) {
-  app.add_option("--train", o.train_path,
+void add_flags(CLI::App& app, Options& options) {
+  app.add_option("--train", options.train_path,
                  "training CSV with header x,y (default: the chapter's data)");
-  app.add_option("--query", o.query_path,
+  app.add_option("--query", options.query_path,
                  "query CSV with header x (default: 0, 0.1, ..., 4.9 for the chapter's data, "
                  "50 points spanning the training inputs for --train)");
-  app.add_option("--n-train", o.n_train, "training points to generate when there is no --train")
+  app.add_option("--n-train", options.n_train,
+                 "training points to generate when there is no --train")
       ->capture_default_str();
-  app.add_option("--epochs", o.epochs, "training epochs (full-batch SGD steps)")
+  app.add_option("--epochs", options.epochs, "training epochs (full-batch SGD steps)")
       ->capture_default_str();
-  app.add_option("--lr", o.lr, "SGD learning rate")->capture_default_str();
-  app.add_option("--w-init", o.w_init, "initial w (default: U(0,1) drawn with the seed)");
-  app.add_option("--seed", o.seed_text, "random seed for the data and w_init, 0..2^64-1")
+  app.add_option("--lr", options.lr, "SGD learning rate")->capture_default_str();
+  app.add_option("--w-init", options.w_init, "initial w (default: U(0,1) drawn with the seed)");
+  app.add_option("--seed", options.seed_text, "random seed for the data and w_init, 0..2^64-1")
       ->capture_default_str();
-  app.add_option("--kernel", o.kernel, "nonparametric kernel: gaussian|boxcar|constant|epanechikov")
+  app.add_option("--kernel", options.kernel,
+                 "nonparametric kernel: gaussian|boxcar|constant|epanechikov")
       ->capture_default_str();
-  app.add_option("--sigma", o.sigma, "kernel width")->capture_default_str();
-  app.add_option("--dtype", o.dtype, "float32|float64")->capture_default_str();
-  app.add_option("--threads", o.threads, "OpenMP threads, 0..256 (0: default)")
+  app.add_option("--sigma", options.sigma, "kernel width")->capture_default_str();
+  app.add_option("--dtype", options.dtype, "float32|float64")->capture_default_str();
+  app.add_option("--threads", options.threads, "OpenMP threads, 0..256 (0: default)")
       ->capture_default_str();
-  app.add_option("--out", o.out_dir, "output directory")->capture_default_str();
-  app.add_option("--impl", o.impl,
+  app.add_option("--out", options.out_dir, "output directory")->capture_default_str();
+  app.add_option("--impl", options.impl,
                  "parametric model's ops: composed|fused (default: composed, or fused when the "
                  "composed intermediates exceed --memory-budget)");
-  app.add_option("--memory-budget", o.memory_budget_mib,
+  app.add_option("--memory-budget", options.memory_budget_mib,
                  "MiB the composed ops' (n, n - 1) intermediates may take")
       ->capture_default_str();
-  app.add_flag("--no-plots", o.no_plots, "skip the figures");
-  app.add_option("--save", o.save_path,
+  app.add_flag("--no-plots", options.no_plots, "skip the figures");
+  app.add_option("--save", options.save_path,
                  "write w and the optimizer state to this checkpoint after training");
-  app.add_option("--resume", o.resume_path,
+  app.add_option("--resume", options.resume_path,
                  "start from this checkpoint (--epochs counts the new epochs)");
-  app.add_flag("--keep-self", o.keep_self,
+  app.add_flag("--keep-self", options.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
 }
 
@@ -85,12 +87,12 @@ void check_representable(const char* flag, double value, const std::string& dtyp
                      " number (largest " + str(dtype_max(dtype)) + ")");
 }
 
-void check_names(const Options& o) {
-  kernel_from_string(o.kernel);  // throws std::invalid_argument naming the unknown kernel
-  if (o.dtype != "float32" && o.dtype != "float64")
-    throw UsageError("--dtype must be float32 or float64, got '" + o.dtype + "'");
-  if (!o.impl.empty() && o.impl != "fused" && o.impl != "composed")
-    throw UsageError("--impl must be fused or composed, got '" + o.impl + "'");
+void check_names(const Options& options) {
+  kernel_from_string(options.kernel);  // throws std::invalid_argument naming the unknown kernel
+  if (options.dtype != "float32" && options.dtype != "float64")
+    throw UsageError("--dtype must be float32 or float64, got '" + options.dtype + "'");
+  if (!options.impl.empty() && options.impl != "fused" && options.impl != "composed")
+    throw UsageError("--impl must be fused or composed, got '" + options.impl + "'");
 }
 
 // sigma divides every distance, so sigma and 1 / sigma must both be finite and nonzero in the
@@ -106,18 +108,18 @@ void check_sigma(double sigma, const std::string& dtype) {
 
 }  // namespace
 
-void check_flags(Options& o) {
-  check_names(o);
-  o.seed = parse_seed(o.seed_text);
-  check_range("--epochs", o.epochs, 0, limits::kMaxEpochs);
-  check_range("--n-train", o.n_train, 2, limits::kMaxTrainPoints);
-  check_range("--threads", o.threads, 0, limits::kMaxThreads);
-  check_range("--memory-budget", o.memory_budget_mib, 1, limits::kMaxMemoryBudgetMiB);
-  check_representable("--lr", o.lr, o.dtype);
-  if (o.lr < 0) throw UsageError("--lr must be >= 0, got " + str(o.lr));
-  if (o.w_init) check_representable("--w-init", *o.w_init, o.dtype);
-  check_sigma(o.sigma, o.dtype);
-  if (o.out_dir.empty()) throw UsageError("--out must name a directory");
+void check_flags(Options& options) {
+  check_names(options);
+  options.seed = parse_seed(options.seed_text);
+  check_range("--epochs", options.epochs, 0, limits::kMaxEpochs);
+  check_range("--n-train", options.n_train, 2, limits::kMaxTrainPoints);
+  check_range("--threads", options.threads, 0, limits::kMaxThreads);
+  check_range("--memory-budget", options.memory_budget_mib, 1, limits::kMaxMemoryBudgetMiB);
+  check_representable("--lr", options.lr, options.dtype);
+  if (options.lr < 0) throw UsageError("--lr must be >= 0, got " + str(options.lr));
+  if (options.w_init) check_representable("--w-init", *options.w_init, options.dtype);
+  check_sigma(options.sigma, options.dtype);
+  if (options.out_dir.empty()) throw UsageError("--out must name a directory");
 }
 
 }  // namespace tapegrad
