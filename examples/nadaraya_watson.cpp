@@ -256,8 +256,14 @@ Prediction<T> predict(const DataTensors<T>& tensors, Model<T>& model, bool fused
     prediction.y_hat = model.net(tensors.x_query, query_keys, query_values);
     prediction.attention = model.net.attention_weights().value();
   }
-  for (const T v : prediction.y_hat.value())
-    if (!std::isfinite(v)) throw std::runtime_error("parametric pooling produced NaN or inf");
+  // A finite but absurd w (one step of --lr 1e300) can still make every weight of a row underflow.
+  for (const T v : prediction.y_hat.value()) {
+    if (std::isfinite(v)) continue;
+    std::ostringstream message;
+    message << "parametric pooling with the learned w = " << model.net.w().value()(0)
+            << " gives NaN or inf predictions; try a smaller --lr or --w-init";
+    throw UsageError(message.str());
+  }
   return prediction;
 }
 

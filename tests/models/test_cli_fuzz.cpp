@@ -99,20 +99,23 @@ struct Fuzzer {
                                             "missing.csv", "ck_good",   "ck_bad",     "ck_new"};
     const std::map<std::string, std::string> usual = {
         {"--train", "good.csv"}, {"--query", "query.csv"}, {"--resume", "ck_good"}};
-    std::vector<std::string> saves = {"ck_new", "nodir/ck", "dir.csv", "out/training.json"};
+    const std::vector<std::string> outs = {
+        "out", "out", "out", "out", "out/predictions.csv", "good.csv", "deep/er/out"};
+    const std::string out = pick(outs);
+    std::vector<std::string> saves = {"ck_new", "nodir/ck", "dir.csv"};
+    if (out == "out") saves.push_back("out/training.json");  // an output: must be refused
     for (const char* flag : {"--train", "--query", "--resume"}) {
       if (rng() % 4) continue;
       const std::string file = rng() % 3 ? usual.at(flag) : pick(files);
       args += std::string(" ") + flag + " " + path(file);
-      saves.push_back(file);  // --save onto an input of this run must be refused
+      // --save onto --train or --query must be refused (onto --resume continues the checkpoint).
+      if (std::string(flag) != "--resume") saves.push_back(file);
     }
     if (rng() % 4 == 0) args += " --save " + path(pick(saves));
     if (rng() % 2) args += " --no-plots";
     if (rng() % 8 == 0) args += " --keep-self";
     if (rng() % 10 == 0) args += " --bogus";
-    const std::vector<std::string> outs = {
-        "out", "out", "out", "out", "out/predictions.csv", "good.csv", "deep/er/out"};
-    return args + " --out " + path(pick(outs));
+    return args + " --out " + path(out);
   }
 };
 
