@@ -25,8 +25,8 @@ inline std::string checkpoint_trailer(const std::string& body) {
 
 // Magic, header length, header, payload, and the checksum trailer of all of it.
 inline std::string craft_checkpoint(const std::string& header_json, const std::string& payload) {
-  const std::string body = "tapegrad-checkpoint 1\n" + std::to_string(header_json.size()) + "\n" +
-                           header_json + payload;
+  const std::string body =
+      "tapegrad-checkpoint 1\n" + std::to_string(header_json.size()) + "\n" + header_json + payload;
   return body + checkpoint_trailer(body);
 }
 
