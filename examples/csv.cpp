@@ -56,19 +56,69 @@ std::string printable(const std::string& s) {
   return s.size() > 40 ? out + "..." : out;
 }
 
+std::string shortest(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// Reads one line (without its '\n') into `line`, refusing a line longer than the limit, a NUL byte
+// and a file longer than the limit as soon as they are seen: memory stays bounded whatever the
+// stream. Returns false at the end of the stream.
+bool read_line(std::istream& in, std::string& line, std::size_t lineno, std::size_t& file_bytes,
+               const CsvLimits& limits, const std::string& name) {
+  line.clear();
+  std::streambuf* buf = in.rdbuf();
+  for (;;) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return !line.empty();
+    }
+    if (++file_bytes > limits.max_file_bytes)
+      throw InputError(
+          name, lineno,
+          "file longer than the limit of " + std::to_string(limits.max_file_bytes) + " bytes");
+    if (c == '\n') return true;
+    if (c == '\0') throw InputError(name, lineno, "binary data (a NUL byte) in a text file");
+    if (line.size() == limits.max_line_bytes)
+      throw InputError(
+          name, lineno,
+          "line longer than the limit of " + std::to_string(limits.max_line_bytes) + " bytes");
+    line += static_cast<char>(c);
+  }
+}
+
+// One numeric cell: a finite number within the limits' magnitude.
+double parse_cell(const std::string& cell, const std::string& column, std::size_t lineno,
+                  const CsvLimits& limits, const std::string& name) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = cell.empty() ? 0.0 : std::strtod(cell.c_str(), &end);
+  if (cell.empty() || end != cell.c_str() + cell.size())
+    throw InputError(name, lineno,
+                     "column " + column + ": '" + printable(cell) + "' is not a number");
+  if (!std::isfinite(v) || (errno == ERANGE && std::abs(v) > 1.0))
+    throw InputError(name, lineno,
+                     "column " + column + ": '" + printable(cell) + "' is not a finite number");
+  if (std::abs(v) > limits.max_abs)
+    throw InputError(name, lineno,
+                     "column " + column + ": '" + printable(cell) + "' is outside the range of " +
+                         limits.dtype + " (magnitude at most " + shortest(limits.max_abs) + ")");
+  return v;
+}
+
 }  // namespace
 
-Columns parse_csv(std::istream& in, const std::vector<std::string>& header,
-                  const std::string& name) {
+Columns parse_csv(std::istream& in, const std::vector<std::string>& header, const std::string& name,
+                  const CsvLimits& limits) {
   std::string line;
-  std::size_t lineno = 0;
+  std::size_t lineno = 0, file_bytes = 0, rows = 0;
   bool have_header = false;
   Columns cols(header.size());
-  while (std::getline(in, line)) {
+  while (read_line(in, line, lineno + 1, file_bytes, limits, name)) {
     ++lineno;
     if (lineno == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
-    if (line.find('\0') != std::string::npos)
-      throw InputError(name, lineno, "binary data (a NUL byte) in a text file");
     if (trim(line).empty()) continue;
     const auto fields = split(line);
     if (!have_header) {
@@ -83,19 +133,11 @@ Columns parse_csv(std::istream& in, const std::vector<std::string>& header,
       throw InputError(name, lineno,
                        "expected " + std::to_string(header.size()) + " field(s) (" +
                            joined(header) + "), found " + std::to_string(fields.size()));
-    for (std::size_t c = 0; c < fields.size(); ++c) {
-      const std::string& f = fields[c];
-      char* end = nullptr;
-      errno = 0;
-      const double v = f.empty() ? 0.0 : std::strtod(f.c_str(), &end);
-      if (f.empty() || end != f.c_str() + f.size())
-        throw InputError(name, lineno,
-                         "column " + header[c] + ": '" + printable(f) + "' is not a number");
-      if (!std::isfinite(v) || (errno == ERANGE && std::abs(v) > 1.0))
-        throw InputError(name, lineno,
-                         "column " + header[c] + ": '" + printable(f) + "' is not a finite number");
-      cols[c].push_back(v);
-    }
+    if (++rows > limits.max_rows)
+      throw InputError(name, lineno,
+                       "more than the limit of " + std::to_string(limits.max_rows) + " rows");
+    for (std::size_t c = 0; c < fields.size(); ++c)
+      cols[c].push_back(parse_cell(fields[c], header[c], lineno, limits, name));
   }
   if (in.bad()) throw InputError(name, 0, "read error");
   if (!have_header)
@@ -103,13 +145,14 @@ Columns parse_csv(std::istream& in, const std::vector<std::string>& header,
   return cols;
 }
 
-Columns read_csv(const std::string& path, const std::vector<std::string>& header) {
+Columns read_csv(const std::string& path, const std::vector<std::string>& header,
+                 const CsvLimits& limits) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw InputError(path, 0, "is a directory, not a CSV file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
-  return parse_csv(in, header, path);
+  return parse_csv(in, header, path, limits);
 }
 
 }  // namespace tapegrad

@@ -4,8 +4,14 @@
 // many numeric fields. Whitespace around fields, CRLF line ends, a UTF-8 byte-order mark and blank
 // lines are accepted; anything else (a missing or wrong header, a non-numeric cell, a wrong number
 // of fields, NaN or inf) is an error that names the file and the line.
+//
+// Limits (CsvLimits): a line longer than max_line_bytes, a file longer than max_file_bytes, more
+// than max_rows rows, or a value whose magnitude exceeds max_abs (the dtype's largest finite value)
+// is refused with the file and line. The reader holds at most one line in memory beyond the parsed
+// columns, so a stream that never ends a line (/dev/zero, a pipe) is refused in bounded memory.
 #pragma once
 
+#include <cfloat>
 #include <istream>
 #include <stdexcept>
 #include <string>
@@ -30,10 +36,19 @@ class InputError : public std::runtime_error {
 // Columns in header order; columns[c][r] is row r of column c.
 using Columns = std::vector<std::vector<double>>;
 
+struct CsvLimits {
+  std::size_t max_line_bytes = 4096;
+  std::size_t max_file_bytes = std::size_t(256) << 20;  // 256 MiB
+  std::size_t max_rows = 1000000;
+  double max_abs = DBL_MAX;       // e.g. FLT_MAX when the values go into float32
+  std::string dtype = "float64";  // named in the message when max_abs is exceeded
+};
+
 // Parses CSV text with the given header. `name` is used in error messages.
-Columns parse_csv(std::istream& in, const std::vector<std::string>& header,
-                  const std::string& name);
+Columns parse_csv(std::istream& in, const std::vector<std::string>& header, const std::string& name,
+                  const CsvLimits& limits = CsvLimits());
 // Opens and parses a file; an unreadable file is an InputError too.
-Columns read_csv(const std::string& path, const std::vector<std::string>& header);
+Columns read_csv(const std::string& path, const std::vector<std::string>& header,
+                 const CsvLimits& limits = CsvLimits());
 
 }  // namespace tapegrad

@@ -26,8 +26,8 @@ void matrixblock(std::ostream& os, const std::string& name, const Matrix& m) {
   os << "EOD\n";
 }
 
-std::string out(const std::string& file, bool tmp) {
-  return "set output '" + file + (tmp ? ".tmp" : "") + "'\n";
+std::string out(const std::string& file) {
+  return "set output '" + file + "'\n";
 }
 
 // One prediction panel: truth (if known), prediction, training points, as the chapter's
@@ -70,36 +70,22 @@ std::vector<std::string> figure_files() {
           "gaussian_widths_attention.png"};
 }
 
-std::string gnuplot_script(const PlotData& d, bool tmp) {
-  std::ostringstream os;
-  os.precision(10);
-  const bool truth = !d.y_truth.empty();
-  os << "# Figures of tapegrad's nadaraya_watson example; run `gnuplot plots.gp` in this "
-        "directory.\n"
-     << "set terminal pngcairo size 640,480 noenhanced\n";
+namespace {
+
+// The data of every figure, as gnuplot datablocks ($train, $truth, $pred, $att_np, $att_p, $loss).
+void datablocks(std::ostream& os, const PlotData& d) {
   datablock(os, "train", {d.x_train, d.y_train});
-  if (truth) datablock(os, "truth", {d.x_query, d.y_truth});
+  if (!d.y_truth.empty()) datablock(os, "truth", {d.x_query, d.y_truth});
   datablock(os, "pred", {d.x_query, d.average, d.nonparametric, d.parametric});
   matrixblock(os, "att_np", d.attention_nonparametric);
   matrixblock(os, "att_p", d.attention_parametric);
   std::vector<double> epochs;
   for (std::size_t i = 0; i < d.loss.size(); ++i) epochs.push_back(double(i + 1));
   datablock(os, "loss", {epochs, d.loss});
+}
 
-  os << out("pred_average.png", tmp);
-  prediction_plot(os, "pred", 2, "Average pooling", truth);
-  os << out("pred_nonparametric.png", tmp);
-  prediction_plot(os, "pred", 3, "Nonparametric attention pooling (" + d.kernel_label + ")", truth);
-  os << out("pred_parametric.png", tmp);
-  prediction_plot(os, "pred", 4, "Parametric attention pooling (learned w)", truth);
-
-  const std::size_t nq = d.x_query.size(), nt = d.x_train.size();
-  os << out("attention_nonparametric.png", tmp);
-  heatmap(os, "att_np", "Attention weights, nonparametric (" + d.kernel_label + ")", nq, nt);
-  os << out("attention_parametric.png", tmp);
-  heatmap(os, "att_p", "Attention weights, parametric (learned w)", nq, nt);
-
-  os << out("loss.png", tmp) << "set title 'Training loss'\nset xlabel 'epoch'\nset ylabel 'loss'\n"
+void loss_figure(std::ostream& os, const PlotData& d) {
+  os << out("loss.png") << "set title 'Training loss'\nset xlabel 'epoch'\nset ylabel 'loss'\n"
      << "set autoscale\nset xrange [1:" << std::max<std::size_t>(2, d.loss.size())
      << "]\nunset key\n";
   if (d.loss.empty())  // --epochs 0: gnuplot fails on a plot without points, so draw an empty frame
@@ -107,9 +93,11 @@ std::string gnuplot_script(const PlotData& d, bool tmp) {
        << "plot 2 notitle\nunset label 1\n";
   else
     os << "plot $loss using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4'\n";
+}
 
-  // The four kernels of the 2nd edition on [-2.5, 2.5), as functions of the distance.
-  os << out("kernels.png", tmp) << "set terminal pngcairo size 1200,320 noenhanced\n"
+// The four kernels of the 2nd edition on [-2.5, 2.5), as functions of the distance.
+void kernels_figure(std::ostream& os) {
+  os << out("kernels.png") << "set terminal pngcairo size 1200,320 noenhanced\n"
      << "set multiplot layout 1,4\nset autoscale\nset xrange [-2.5:2.5]\nset yrange [-0.05:1.1]\n"
      << "unset key\nset ylabel ''\nset samples 500\n"
      << "set title 'Gaussian'\nset xlabel 'd'\nplot exp(-x**2/2) lw 2\n"
@@ -117,31 +105,57 @@ std::string gnuplot_script(const PlotData& d, bool tmp) {
      << "set title 'Constant'\nplot 1 lw 2\n"
      << "set title 'Epanechikov'\nplot (1 - abs(x) > 0 ? 1 - abs(x) : 0) lw 2\n"
      << "unset multiplot\n";
+}
 
-  if (!d.widths.empty()) {
-    const std::size_t k = d.widths.size();
-    for (std::size_t i = 0; i < k; ++i) {
-      datablock(os, "wpred" + std::to_string(i), {d.x_query, d.widths[i].y_hat});
-      matrixblock(os, "watt" + std::to_string(i), d.widths[i].weights);
-    }
-    os << out("gaussian_widths.png", tmp) << "set terminal pngcairo size 1200,320 noenhanced\n"
-       << "set multiplot layout 1," << k << "\n";
-    for (std::size_t i = 0; i < k; ++i) {
-      std::ostringstream t;
-      t << "Gaussian, sigma = " << d.widths[i].sigma;
-      prediction_plot(os, "wpred" + std::to_string(i), 2, t.str(), truth, /*small=*/true);
-    }
-    os << "unset multiplot\n";
-    os << out("gaussian_widths_attention.png", tmp)
-       << "set terminal pngcairo size 1200,320 noenhanced\n"
-       << "set multiplot layout 1," << k << "\n";
-    for (std::size_t i = 0; i < k; ++i) {
-      std::ostringstream t;
-      t << "sigma = " << d.widths[i].sigma;
-      heatmap(os, "watt" + std::to_string(i), t.str(), nq, nt);
-    }
-    os << "unset multiplot\n";
+// The Gaussian with several widths: estimates side by side, then their heatmaps side by side.
+void widths_figures(std::ostream& os, const PlotData& d) {
+  const std::size_t k = d.widths.size(), nq = d.x_query.size(), nt = d.x_train.size();
+  for (std::size_t i = 0; i < k; ++i) {
+    datablock(os, "wpred" + std::to_string(i), {d.x_query, d.widths[i].y_hat});
+    matrixblock(os, "watt" + std::to_string(i), d.widths[i].weights);
   }
+  os << out("gaussian_widths.png") << "set terminal pngcairo size 1200,320 noenhanced\n"
+     << "set multiplot layout 1," << k << "\n";
+  for (std::size_t i = 0; i < k; ++i) {
+    std::ostringstream t;
+    t << "Gaussian, sigma = " << d.widths[i].sigma;
+    prediction_plot(os, "wpred" + std::to_string(i), 2, t.str(), !d.y_truth.empty(), true);
+  }
+  os << "unset multiplot\n";
+  os << out("gaussian_widths_attention.png") << "set terminal pngcairo size 1200,320 noenhanced\n"
+     << "set multiplot layout 1," << k << "\n";
+  for (std::size_t i = 0; i < k; ++i) {
+    std::ostringstream t;
+    t << "sigma = " << d.widths[i].sigma;
+    heatmap(os, "watt" + std::to_string(i), t.str(), nq, nt);
+  }
+  os << "unset multiplot\n";
+}
+
+}  // namespace
+
+std::string gnuplot_script(const PlotData& d) {
+  std::ostringstream os;
+  os.precision(10);
+  const bool truth = !d.y_truth.empty();
+  os << "# Figures of tapegrad's nadaraya_watson example; run `gnuplot plots.gp` in this "
+        "directory.\n"
+     << "set terminal pngcairo size 640,480 noenhanced\n";
+  datablocks(os, d);
+  os << out("pred_average.png");
+  prediction_plot(os, "pred", 2, "Average pooling", truth);
+  os << out("pred_nonparametric.png");
+  prediction_plot(os, "pred", 3, "Nonparametric attention pooling (" + d.kernel_label + ")", truth);
+  os << out("pred_parametric.png");
+  prediction_plot(os, "pred", 4, "Parametric attention pooling (learned w)", truth);
+  const std::size_t nq = d.x_query.size(), nt = d.x_train.size();
+  os << out("attention_nonparametric.png");
+  heatmap(os, "att_np", "Attention weights, nonparametric (" + d.kernel_label + ")", nq, nt);
+  os << out("attention_parametric.png");
+  heatmap(os, "att_p", "Attention weights, parametric (learned w)", nq, nt);
+  loss_figure(os, d);
+  kernels_figure(os);
+  if (!d.widths.empty()) widths_figures(os, d);
   os << "unset output\n";
   return os.str();
 }

@@ -30,8 +30,8 @@ struct PlotData {
 // The figure files plots.gp writes, relative to the output directory.
 std::vector<std::string> figure_files();
 
-// The gnuplot script. Each figure is written to "<name>.tmp" so the caller can rename the set into
-// place only when gnuplot succeeded (no half-written figures).
-std::string gnuplot_script(const PlotData& d, bool tmp_names);
+// The gnuplot script: run in a directory, it writes figure_files() there. The program runs it in
+// its private staging directory (examples/outputs.h), so a failing gnuplot never touches --out.
+std::string gnuplot_script(const PlotData& d);
 
 }  // namespace tapegrad

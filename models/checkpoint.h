@@ -1,21 +1,25 @@
 // Checkpoints: model parameters and SGD state in one file that is never torn.
 //
 // Format (version 1), all in one file:
-//   line 1   "tapegrad-checkpoint 1"                  magic and format version
-//   line 2   N                                        byte length of the JSON header that follows
+//   line 1   "tapegrad-checkpoint 1"        magic and format version
+//   line 2   N                              byte length of the JSON header that follows
 //   header   {"dtype": "float64",
 //             "tensors": [{"name": "w", "shape": [1]}, {"name": "sgd.momentum_buffer.0", ...}],
-//             "meta": {...}}                          anything the caller wants back (epochs done,
-//             lr)
+//             "meta": {...}}                anything the caller wants back (epochs done, lr)
 //   payload  each tensor's elements in header order, row-major, little-endian float32 / float64
-//   trailer  "\nfnv1a64 XXXXXXXXXXXXXXXX\n"           FNV-1a 64 hash of every byte before the
-//   trailer
+//   trailer  "\nfnv1a64 XXXXXXXXXXXXXXXX\n"  FNV-1a 64 hash of every byte before the trailer
 //
 // Saving writes "<path>.tmp.<pid>", flushes and fsyncs it, renames it over <path> and fsyncs the
 // directory: a crash or a kill at any moment leaves either the old checkpoint or the new one.
-// Loading reads and checks everything (magic, version, header, sizes, hash, dtype, every name and
-// shape against the model) before it changes anything; any mismatch throws CheckpointError and the
-// model and optimizer are left exactly as they were.
+// A killed save leaves its "<path>.tmp.<pid>"; the next save of <path> removes every such file
+// whose process no longer exists.
+//
+// Loading checks the form (magic, version, sizes, hash) and then the meaning, all before the
+// model is touched: the header's fields have their types (dtype a string, tensors an array of
+// {name: non-empty string, shape: array of unsigned integers}, meta an object), names are unique,
+// every parameter and momentum value is finite, and every name and shape matches the model. Any
+// failure throws CheckpointError (one line naming the path and the problem) and leaves the model
+// and optimizer exactly as they were.
 #pragma once
 
 #include <stdexcept>
@@ -40,14 +44,41 @@ inline constexpr int kCheckpointVersion = 1;
 template <class T>
 using NamedTensors = std::vector<std::pair<std::string, Tensor<T>>>;
 
+// What a checkpoint holds, read and validated but not yet given to a model.
+template <class T>
+struct CheckpointContents {
+  nlohmann::json meta = nlohmann::json::object();
+  std::vector<std::pair<std::string, xt::xarray<T>>> tensors;  // in file order
+};
+
 // Saves the named parameters' values, the optimizer's momentum buffers, and `meta`.
 template <class T>
 void save_checkpoint(const std::string& path, const NamedTensors<T>& params, SGD<T>& optimizer,
                      const nlohmann::json& meta = nlohmann::json::object());
 
-// Restores what save_checkpoint wrote into params (same names, shapes and dtype required) and the
-// optimizer's momentum buffers; returns meta. Throws CheckpointError naming the path and the
-// problem.
+// The first half of save_checkpoint: writes and fsyncs "<path>.tmp.<pid>" and returns its name;
+// renaming it onto `path` (and fsyncing the directory) completes the save. The program stages its
+// checkpoint this way so that it moves into place together with the other outputs.
+template <class T>
+std::string stage_checkpoint(const std::string& path, const NamedTensors<T>& params,
+                             SGD<T>& optimizer, const nlohmann::json& meta);
+
+// Parses and validates checkpoint bytes (`name` appears in error messages).
+template <class T>
+CheckpointContents<T> parse_checkpoint(const std::string& bytes, const std::string& name);
+
+// Reads and validates a checkpoint file (a regular file of at most 16 GiB).
+template <class T>
+CheckpointContents<T> read_checkpoint(const std::string& path);
+
+// Gives validated contents to params (same names, shapes and dtype required) and the optimizer's
+// momentum buffers; checks everything before changing anything.
+template <class T>
+void restore_checkpoint(const CheckpointContents<T>& contents, NamedTensors<T>& params,
+                        SGD<T>& optimizer, const std::string& name);
+
+// read_checkpoint then restore_checkpoint; returns meta. Throws CheckpointError naming the path
+// and the problem.
 template <class T>
 nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params, SGD<T>& optimizer);
 

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "checkpoint_craft.h"
 #include "models/checkpoint.h"
 #include "tapegrad.h"
 
@@ -184,7 +185,114 @@ TEST(ReliabilityCheckpoint, KilledWriterNeverLeavesATornFile) {
     (state == 0 ? old_seen : new_seen)++;
   }
   EXPECT_GT(new_seen, 0);  // the writer did get checkpoints through before it was killed
+  // Kills leave "ck.tmp.<pid>" behind; the next save removes every one whose process is gone.
+  {
+    Tensor<double> big = make(0.5);
+    SGD<double> opt({big}, 0.1);
+    save_checkpoint(path.string(), {{"big", big}}, opt, {{"state", 0}});
+  }
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find("ck.tmp."), std::string::npos)
+        << "debris after a later save: " << e.path();
   std::cout << "[kill] 12 kills: " << new_seen << " newer and " << old_seen
             << " initial checkpoints, all whole\n";
+  fs::remove_all(dir);
+}
+
+// Files whose checksum is right but whose contents are wrong in meaning: each is rejected with a
+// one-line CheckpointError naming the problem, and the model and optimizer stay as they were.
+TEST(ReliabilityCheckpoint, WrongMeaningWithAValidChecksumIsRejected) {
+  using testutil::craft_checkpoint;
+  using testutil::doubles;
+  const fs::path dir = temp_dir("meaning");
+  const std::string wb = R"([{"name":"w","shape":[1]},{"name":"b","shape":[1,3]}])";
+  auto header = [](const std::string& dtype, const std::string& tensors, const std::string& meta) {
+    return R"({"dtype":)" + dtype + R"(,"tensors":)" + tensors + R"(,"meta":)" + meta + "}";
+  };
+  const std::string ok = doubles({0.5, 1, 2, 3});
+  struct Case {
+    std::string what, bytes, fragment;
+  };
+  const std::vector<Case> cases = {
+      {"dtype a number", craft_checkpoint(header("64", wb, "{}"), ok), "'dtype'"},
+      {"tensors an object", craft_checkpoint(header(R"("float64")", "{}", "{}"), ok), "'tensors'"},
+      {"meta a string", craft_checkpoint(header(R"("float64")", wb, R"("x")"), ok), "'meta'"},
+      {"header an array", craft_checkpoint("[1,2]", ok), "not a JSON object"},
+      {"empty name",
+       craft_checkpoint(header(R"("float64")", R"([{"name":"","shape":[4]}])", "{}"), ok),
+       "malformed tensor record"},
+      {"shape of strings",
+       craft_checkpoint(header(R"("float64")", R"([{"name":"w","shape":["1"]}])", "{}"), ok),
+       "malformed shape"},
+      {"shape whose product wraps to 0",
+       craft_checkpoint(
+           header(R"("float64")", R"([{"name":"w","shape":[4294967296,4294967296]}])", "{}"), ""),
+       "shape too large"},
+      {"duplicated name",
+       craft_checkpoint(header(R"("float64")",
+                               R"([{"name":"w","shape":[1]},{"name":"w","shape":[1]},)"
+                               R"({"name":"b","shape":[1,3]}])",
+                               "{}"),
+                        doubles({0.5, 0.5, 1, 2, 3})),
+       "appears twice"},
+      {"NaN parameter",
+       craft_checkpoint(header(R"("float64")", wb, "{}"), doubles({0.5, 1, std::nan(""), 3})),
+       "NaN or inf"},
+      {"inf momentum",
+       craft_checkpoint(header(R"("float64")",
+                               R"([{"name":"w","shape":[1]},{"name":"b","shape":[1,3]},)"
+                               R"({"name":"sgd.momentum_buffer.0","shape":[1]}])",
+                               "{}"),
+                        doubles({0.5, 1, 2, 3, INFINITY})),
+       "NaN or inf"},
+      {"momentum index out of range",
+       craft_checkpoint(header(R"("float64")",
+                               R"([{"name":"w","shape":[1]},{"name":"b","shape":[1,3]},)"
+                               R"({"name":"sgd.momentum_buffer.99999999999","shape":[1]}])",
+                               "{}"),
+                        doubles({0.5, 1, 2, 3, 1})),
+       "does not match the model"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    spit(dir / "ck", c.bytes);
+    Model m;
+    auto named = m.named();
+    try {
+      load_checkpoint((dir / "ck").string(), named, m.opt);
+      ADD_FAILURE() << "accepted";
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.fragment), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(m.w.value()(0), 0.25);
+    EXPECT_EQ(m.b.value()(0, 1), -2.0);
+    EXPECT_FALSE(m.opt.has_momentum_buffer()[0]);
+  }
+  // The crafting is right: the same bytes with sensible contents load.
+  spit(dir / "ck", craft_checkpoint(header(R"("float64")", wb, R"({"epochs_done":2})"), ok));
+  Model m;
+  auto named = m.named();
+  EXPECT_EQ(load_checkpoint((dir / "ck").string(), named, m.opt).value("epochs_done", 0), 2);
+  EXPECT_EQ(m.b.value()(0, 2), 3.0);
+  fs::remove_all(dir);
+}
+
+// A save removes the temporaries of earlier saves whose process is gone, and only those.
+TEST(ReliabilityCheckpoint, StaleTemporariesAreRemovedByTheNextSave) {
+  const fs::path dir = temp_dir("stale");
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);  // a pid that no longer exists
+  const fs::path dead = dir / ("ck.tmp." + std::to_string(child));
+  const fs::path alive = dir / "ck.tmp.1";  // init is alive: maybe another saver, left alone
+  const fs::path other = dir / "other.tmp.77";
+  for (const auto& p : {dead, alive, other}) spit(p, "partial");
+  Model a;
+  auto named = a.named();
+  save_checkpoint((dir / "ck").string(), named, a.opt);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive));
+  EXPECT_TRUE(fs::exists(other));
   fs::remove_all(dir);
 }
