@@ -1,20 +1,28 @@
 #!/usr/bin/env python3
-"""Driver of the tapegrad vs PyTorch comparison (docs/performance.md).  Normally started by
-`bash bench/run.sh [--quick]`, which builds tapegrad_bench and finds a Python with torch.
+"""Driver of the tapegrad vs PyTorch / LibTorch comparison (docs/performance.md).  Normally
+started by `bash bench/run.sh [--quick] [--update-doc]`, which builds tapegrad_bench (gcc and clang),
+libtorch_bench and nadaraya_watson, and finds a Python with torch.
 
-Every configuration runs in a fresh process (tapegrad_bench or torch_bench.py --worker) with
-OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = threads; the PyTorch worker also calls
-torch.set_num_threads(threads).  Processes run one at a time, tapegrad and PyTorch alternating
-configuration by configuration, so that a slow drift of the machine (other jobs, thermals)
-affects both sides alike.  Before each process the driver waits (bounded) for the CPUs to be idle
-and records how busy they were, because this machine may be shared.
+Stages, in order:
+  1. widths: tapegrad_bench --workload fit trains w at each benchmark n (the width training reaches);
+  2. W1f against w (0.8 ... 200 and the trained width), each width with tapegrad (gcc, clang),
+     PyTorch's plain rewrite (W1b; also with glibc's default malloc at some widths), LibTorch's,
+     and PyTorch's chapter formulation (W1) back to back;
+  3. W4 softmax by logit range (N(0, 1), U[-1, 0], U[-30, 0], U[-300, 0]), every side;
+  4. the first comparison's workloads at w = 0.8 (W1 composed against n, W2, W3, 1 thread);
+  5. n = 100000: one fused epoch at the trained width;
+  6. examples' nadaraya_watson: its own per-epoch time at the trained width.
+Every configuration runs in a fresh process with OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
+MKL_NUM_THREADS = threads, one at a time.  Before each process the driver waits (bounded) for idle
+CPUs and records how busy they were, because this machine may be shared.
 
 Output, in bench/results/<timestamp>[-quick]/:
   results.jsonl   one JSON object per process (raw numbers: median/p10/p90/min ms, reps,
-                  peak RSS, RSS after set-up, losses for the cross-check, threads seen)
-  table.md        the markdown tables, cross-check and targets printed at the end
-  scaling.dat     W1 time and peak memory against n (float32, 2 threads) for the plot
-  perf_scaling.png  drawn by bench/plot_scaling.gp with gnuplot, if gnuplot is installed
+                  peak RSS, losses for the cross-check, threads seen, others' CPU share)
+  table.md        the markdown tables, targets and cross-check printed at the end
+  perf_vs_w.dat, scaling.dat and the plots perf_vs_w.png, perf_scaling.png (gnuplot)
+With --update-doc, table.md replaces the generated block of docs/performance.md and the plots are
+copied into docs/.
 """
 import argparse
 import datetime
@@ -116,7 +124,7 @@ def policy(args, impl, wl, p):
 
 
 # ----------------------------------------------------------------------------- running
-def cpu_busy(interval=0.5):
+def cpu_busy(interval=0.25):
     """Fraction of all CPUs busy over `interval` (the driver itself sleeps meanwhile)."""
     def snap():
         with open("/proc/stat") as f:
@@ -800,11 +808,13 @@ def main():
                     help="after the run, replace DOC's generated block (default docs/performance.md) "
                          "with the tables and copy the plots into docs/ (refused with --quick)")
     args = ap.parse_args()
-    if args.update_doc and args.quick:
-        sys.exit("--update-doc: refused for a --quick run (its numbers are not for the docs)")
+    if args.update_doc and (args.quick or args.only):
+        sys.exit("--update-doc: refused for a --quick or --only run (the docs get one whole run)")
     settings(args)
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    if args.report_only:  # the report names the run it comes from
+        stamp = os.path.basename(os.path.dirname(os.path.abspath(args.report_only))) or stamp
     outdir = os.path.join(args.out, stamp)
     os.makedirs(outdir, exist_ok=True)
     info = machine_info(args.python)

@@ -5,8 +5,8 @@
 #                                    # block and docs/perf_vs_w.png, perf_scaling.png from it
 #   bash bench/run.sh --quick        # fewer widths, sizes and reps (under 5 min): a smoke test
 # Builds, each in its own directory (Release; logs in the directory, shown only on failure):
-#   build-bench/         tapegrad_bench and examples' nadaraya_watson with the default compiler (gcc)
-#   build-bench-clang/   tapegrad_bench with clang (CC=clang CXX=clang++), if clang++ is installed
+#   build-bench/         tapegrad_bench and examples' nadaraya_watson with g++ ($CXX if set)
+#   build-bench-clang/   tapegrad_bench with clang (-DCMAKE_CXX_COMPILER=clang++), if clang++ is installed
 #   build-bench-libtorch/ bench/libtorch's libtorch_bench, if Torch's CMake config is found
 #                        (Debian libtorch-dev); its own CMake project, never part of the main build
 # A missing clang or LibTorch only drops those columns (with a warning). Then makes sure
@@ -40,14 +40,16 @@ build() {
 
 bash scripts/setup.sh
 gcc_dir=${BUILD_DIR:-build-bench}
-build "$gcc_dir" "tapegrad_bench and nadaraya_watson (default compiler)" \
-  -S . -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_BENCH=ON -- tapegrad_bench nadaraya_watson
+# The reference build: g++ (or $CXX if set), whatever c++ points to.
+gxx=$(command -v "${CXX:-g++}")
+build "$gcc_dir" "tapegrad_bench and nadaraya_watson ($gxx)" -S . -DCMAKE_CXX_COMPILER="$gxx" \
+  -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_BENCH=ON -- tapegrad_bench nadaraya_watson
 run_args=(--bin "$gcc_dir/bench/tapegrad_bench" --program "$gcc_dir/examples/nadaraya_watson")
 
 clang_dir=${CLANG_BUILD_DIR:-build-bench-clang}
-if command -v clang++ >/dev/null && command -v clang >/dev/null; then
-  if CC=clang CXX=clang++ build "$clang_dir" "tapegrad_bench (clang)" \
-       -S . -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_BENCH=ON -- tapegrad_bench; then
+if command -v clang++ >/dev/null; then
+  if build "$clang_dir" "tapegrad_bench (clang)" -S . -DCMAKE_CXX_COMPILER="$(command -v clang++)" \
+       -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_BENCH=ON -- tapegrad_bench; then
     run_args+=(--bin-clang "$clang_dir/bench/tapegrad_bench")
   else
     echo "== WARNING: the clang build failed; the clang columns are SKIPPED" >&2
