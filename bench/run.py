@@ -461,6 +461,35 @@ def other_table(results):
     return "\n".join(lines)
 
 
+def baseline_table(results):
+    """Issue 8: "nothing gets slower". The first comparison's same-run ratios (tapegrad / PyTorch,
+    bench/baseline_issue4.json, taken from docs/performance.md of that run) beside this run's."""
+    try:
+        with open(os.path.join(HERE, "baseline_issue4.json")) as f:
+            base = json.load(f)
+    except (OSError, ValueError):
+        return "(bench/baseline_issue4.json not found)"
+    against = {"W1": "W1", "W1f": "W1b", "W2": "W2", "W2c": "W2", "W3": "W3", "W4": "W4"}
+    lines = [f"| benchmark | shape | dtype | thr | then tapegrad ms | then PyTorch ms | **then ratio** | "
+             f"now tapegrad ms | now PyTorch ms | **now ratio** | now / then |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for b in base["rows"]:
+        q = {k: b[k] for k in ("n", "case", "logits") if k in b}
+        if b["workload"] in ("W1", "W1f"):
+            q["w"] = 0.8
+        f = b.get("field", "median_ms")
+        g = find(results, "tapegrad", b["workload"], b["dtype"], b["threads"], **q)
+        t = find(results, "torch", against[b["workload"]], b["dtype"], b["threads"], **q)
+        if not (g and t):
+            continue
+        then, now = b["tapegrad_ms"] / b["torch_ms"], ratio(g, t, f)
+        shape = q.get("n", q.get("case", ""))
+        lines.append(f"| {b['bench']} | {shape} | {b['dtype']} | {b['threads']} | {b['tapegrad_ms']:.4g} | "
+                     f"{b['torch_ms']:.4g} | **{then:.3g}** | {ms(g, f)} | {ms(t, f)} | "
+                     f"**{fmt_ratio(now)}** | {fmt_ratio(now / then)} |")
+    return "\n".join(lines)
+
+
 def raw_table(results):
     lines = ["| impl | malloc | workload | parameters | dtype | thr | median ms | p10-p90 ms | reps | "
              "fwd ms | peak RSS MiB | others' CPU during |",
@@ -724,6 +753,9 @@ def report(results, info, outdir, stamp):
         "![W1 scaling](perf_scaling.png)",
         "### W2 prediction, W3 bmm (2 threads, medians, ms)",
         other_table(results),
+        "### Against the first comparison (run 20261123-013051): same-run ratios then and now "
+        "(now / then > 1: tapegrad lost ground against PyTorch)",
+        baseline_table(results),
         "### Cross-check: loss and dL/dw at the benchmark's w (same data)",
         xc + ("" if xc_ok else "\n\n**CROSS-CHECK FAILED**"),
         "### Every process (median, p10-p90, reps, peak RSS)",
