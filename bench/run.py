@@ -264,19 +264,18 @@ def find_widths(args, log):
     over the n points, so the chapter's lr 0.5 at n = 4000 would jump to w ~ 550 in one step).
     n <= 4000 start at the chapter's w_init 0.8; the big n starts from the largest smaller n's
     width (training it from 0.8 at 1e10 pairs per epoch would dominate the run)."""
-    widths, start = {}, 0.8
+    widths = {}
     ns = sorted(set(args.sweep_sizes) | ({args.big_n} if args.big else set()))
     for n in ns:
         big = n == args.big_n and args.big
+        smaller = [m for m in widths if m < n]
+        start = widths[max(smaller)] if big and smaller else 0.8
         epochs = args.fit_epochs_big if big else args.fit_epochs
         cfg = C("tapegrad", "fit", n=n, dtype="float32", w=start, lr=25.0 / n, epochs=epochs)
         r = run_one(args, cfg)
         log(r)
-        if "error" in r:
-            continue
-        widths[n] = round(r["w_reached"], 4)
-        if not big:
-            start = widths[n]
+        if "error" not in r:
+            widths[n] = round(r["w_reached"], 4)
     return widths
 
 
@@ -470,8 +469,8 @@ def baseline_table(results):
     except (OSError, ValueError):
         return "(bench/baseline_issue4.json not found)"
     against = {"W1": "W1", "W1f": "W1b", "W2": "W2", "W2c": "W2", "W3": "W3", "W4": "W4"}
-    lines = [f"| benchmark | shape | dtype | thr | then tapegrad ms | then PyTorch ms | **then ratio** | "
-             f"now tapegrad ms | now PyTorch ms | **now ratio** | now / then |",
+    lines = ["| benchmark | shape | dtype | thr | then tapegrad ms | then PyTorch ms | **then ratio** | "
+             "now tapegrad ms | now PyTorch ms | **now ratio** | now / then |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for b in base["rows"]:
         q = {k: b[k] for k in ("n", "case", "logits") if k in b}
@@ -553,17 +552,21 @@ def cross_check(results):
     return "\n".join(lines), all_ok
 
 
-def targets(results):
-    """The issues' targets, each met or MISSED with the measured number."""
+def verdicts():
+    """(out, line): line(ok, text, *rows) appends one verdict to the list out, flagged † when a
+    row behind it was measured while other processes loaded the CPUs."""
     out = []
-    widths = widths_of(results)
 
     def line(ok, text, *rows):
-        # † when a row behind the verdict was measured while other processes loaded the CPUs
         flag = " († contaminated measurement)" if any(r and noisy(r) for r in rows) else ""
         out.append(f"- {'met' if ok else '**MISSED**'}: {text}{flag}")
 
-    # issue 13: the fused epoch against w
+    return out, line
+
+
+def targets_issue13(results):
+    """Issue 13: the fused epoch against w, n = 100000, softmax by logit range, the program."""
+    out, line = verdicts()
     for dt in ("float32", "float64"):
         rows = sorted((r for r in results if r["impl"] == "tapegrad" and r["workload"] == "W1f"
                        and r.get("n") == 4000 and r["dtype"] == dt and r["threads"] == 2
@@ -602,7 +605,12 @@ def targets(results):
                 line(1 / 1.2 <= x <= 1.2, f"program's epoch n={r['n']} {r['dtype']} w={r['w']:g}: "
                      f"{r['median_ms']:.3g} ms vs benchmark W1f {b['median_ms']:.3g} ms, ratio {x:.3g} "
                      f"(target within 1.2x)", r, b)
-    # issue 14: clang within 1.3x of gcc on every benchmark
+    return out
+
+
+def targets_issue14(results):
+    """Issue 14: clang within 1.3x of gcc on every benchmark."""
+    out, line = verdicts()
     worst = []
     for c in results:
         if c["impl"] == "tapegrad-clang" and "error" not in c:
@@ -618,7 +626,12 @@ def targets(results):
         par = ", ".join(f"{k}={c[k]}" for k in PARAMS if k in c)
         line(not bad, f"clang/gcc <= 1.3 on every benchmark: {len(bad)} of {len(worst)} above; worst "
              f"{x:.3g} ({c['workload']} {par} {c['dtype']})", c, g)
-    # issue 4 / 8: the first comparison's targets (w = 0.8)
+    return out
+
+
+def targets_issue4(results):
+    """The first comparison's targets (issue #4, issue 8's "nothing gets slower"), at w = 0.8."""
+    out, line = verdicts()
     for dt in ("float32", "float64"):
         for n in (1000, 4000):
             g, t = find(results, "tapegrad", "W1", dt, n=n, w=0.8), find(results, "torch", "W1", dt, n=n, w=0.8)
@@ -665,7 +678,12 @@ def targets(results):
             line(per_point < 200,
                  f"fused memory O(n) {dt}: peak RSS {lo['peak_rss_MiB']:.1f} MiB at n={lo['n']} -> "
                  f"{hi['peak_rss_MiB']:.1f} MiB at n={hi['n']}, {per_point:.0f} bytes per extra point")
-    return "\n".join(out)
+    return out
+
+
+def targets(results):
+    """The issues' targets, each met or MISSED with the measured number."""
+    return "\n".join(targets_issue13(results) + targets_issue14(results) + targets_issue4(results))
 
 
 def sweep_dat(results, path, n=4000):
@@ -817,6 +835,65 @@ def available(args, cfg):
         (not args.only or cfg["workload"] in args.only)
 
 
+def run_all(args, info, outdir):
+    """Every stage of the run (see the module's docstring); returns the results, also written to
+    outdir/results.jsonl as they come."""
+    results = []
+    with open(os.path.join(outdir, "machine.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    t_start = time.time()
+    jsonl = open(os.path.join(outdir, "results.jsonl"), "w")
+    count = [0]
+
+    def log(r):
+        results.append(r)
+        jsonl.write(json.dumps(r) + "\n")
+        jsonl.flush()
+        count[0] += 1
+        par = " ".join(f"{k}={r[k]:g}" if isinstance(r[k], float) else f"{k}={r[k]}"
+                       for k in PARAMS if k in r)
+        what = f"{r['impl']:14s} {r['workload']:4s} {par} {r['dtype']} {r['threads']}thr" + \
+            ("" if r.get("malloc", "tuned") == "tuned" else " default-malloc")
+        if "error" in r:
+            print(f"[{count[0]}] {what}: ERROR {r['error']}", flush=True)
+        elif r["workload"] == "fit":
+            print(f"[{count[0]}] {what}: w reached {r['w_reached']:.5g} in {r['train_seconds']:.3g} s",
+                  flush=True)
+        else:
+            print(f"[{count[0]}] {what}: median {r['median_ms']:.4g} ms ({r.get('reps')} reps), "
+                  f"others' CPU {100 * r['others_cpu_during']:.0f}%  [{time.time() - t_start:.0f} s]",
+                  flush=True)
+
+    print(f"# results in {outdir}", flush=True)
+    widths = find_widths(args, log) if not args.only or "W1f" in args.only else {}
+    cfgs = [c for c in (*sweep_configs(args, widths), *softmax_configs(args),
+                        *classic_configs(args), *big_configs(args, widths)) if available(args, c)]
+    print(f"# widths {widths}; {len(cfgs)} processes", flush=True)
+    for cfg in cfgs:
+        log(run_one(args, cfg))
+    if args.program and 4000 in widths and (not args.only or "W1f" in args.only):
+        for dt in args.dtypes:
+            log(run_program(args, 4000, widths[4000], dt, args.program_epochs))
+    jsonl.close()
+    print(f"# done in {time.time() - t_start:.0f} s", flush=True)
+    return results
+
+
+def plots(args, results, outdir):
+    """The data files and, with gnuplot, perf_scaling.png and perf_vs_w.png."""
+    scaling_dat(results, os.path.join(outdir, "scaling.dat"), threads=args.plot_threads)
+    sweep_dat(results, os.path.join(outdir, "perf_vs_w.dat"))
+    for gp, dat, png, label in (
+            ("plot_scaling.gp", "scaling.dat", "perf_scaling.png", f"float32, {args.plot_threads} thread(s)"),
+            ("plot_vs_w.gp", "perf_vs_w.dat", "perf_vs_w.png", "n = 4000, 2 threads")):
+        try:
+            subprocess.run(["gnuplot", "-e", f"datafile='{os.path.join(outdir, dat)}'; "
+                            f"outfile='{os.path.join(outdir, png)}'; label='{label}'",
+                            os.path.join(HERE, gp)], check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"# plot {png} skipped: {e}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -855,55 +932,9 @@ def main():
         with open(args.report_only) as f:
             results = [json.loads(line) for line in f if line.strip()]
     else:
-        with open(os.path.join(outdir, "machine.json"), "w") as f:
-            json.dump(info, f, indent=1)
-        t_start = time.time()
-        jsonl = open(os.path.join(outdir, "results.jsonl"), "w")
-        count = [0]
-
-        def log(r):
-            results.append(r)
-            jsonl.write(json.dumps(r) + "\n")
-            jsonl.flush()
-            count[0] += 1
-            par = " ".join(f"{k}={r[k]:g}" if isinstance(r[k], float) else f"{k}={r[k]}"
-                           for k in PARAMS if k in r)
-            what = f"{r['impl']:14s} {r['workload']:4s} {par} {r['dtype']} {r['threads']}thr" + \
-                ("" if r.get("malloc", "tuned") == "tuned" else " default-malloc")
-            if "error" in r:
-                print(f"[{count[0]}] {what}: ERROR {r['error']}", flush=True)
-            elif r["workload"] == "fit":
-                print(f"[{count[0]}] {what}: w reached {r['w_reached']:.5g} in {r['train_seconds']:.3g} s",
-                      flush=True)
-            else:
-                print(f"[{count[0]}] {what}: median {r['median_ms']:.4g} ms ({r.get('reps')} reps), "
-                      f"others' CPU {100 * r['others_cpu_during']:.0f}%  [{time.time() - t_start:.0f} s]",
-                      flush=True)
-
-        print(f"# results in {outdir}", flush=True)
-        widths = find_widths(args, log) if not args.only or "W1f" in args.only else {}
-        cfgs = [c for c in (*sweep_configs(args, widths), *softmax_configs(args),
-                            *classic_configs(args), *big_configs(args, widths)) if available(args, c)]
-        print(f"# widths {widths}; {len(cfgs)} processes", flush=True)
-        for cfg in cfgs:
-            log(run_one(args, cfg))
-        if args.program and 4000 in widths and (not args.only or "W1f" in args.only):
-            for dt in args.dtypes:
-                log(run_program(args, 4000, widths[4000], dt, args.program_epochs))
-        jsonl.close()
-        print(f"# done in {time.time() - t_start:.0f} s", flush=True)
+        results = run_all(args, info, outdir)
     text, xc_ok = report(results, info, outdir, stamp)
-    scaling_dat(results, os.path.join(outdir, "scaling.dat"), threads=args.plot_threads)
-    sweep_dat(results, os.path.join(outdir, "perf_vs_w.dat"))
-    for gp, dat, png, label in (
-            ("plot_scaling.gp", "scaling.dat", "perf_scaling.png", f"float32, {args.plot_threads} thread(s)"),
-            ("plot_vs_w.gp", "perf_vs_w.dat", "perf_vs_w.png", "n = 4000, 2 threads")):
-        try:
-            subprocess.run(["gnuplot", "-e", f"datafile='{os.path.join(outdir, dat)}'; "
-                            f"outfile='{os.path.join(outdir, png)}'; label='{label}'",
-                            os.path.join(HERE, gp)], check=True)
-        except (OSError, subprocess.CalledProcessError) as e:
-            print(f"# plot {png} skipped: {e}", file=sys.stderr)
+    plots(args, results, outdir)
     print()
     print(text)
     print(f"\n# raw JSON: {os.path.join(outdir, 'results.jsonl')}; tables: table.md; plots: "
