@@ -8,12 +8,14 @@
 //   x_i = sort(5 u_i)                                   (stream 1)
 //   y_i = 2 sin(x_i) + x_i^0.8 + 0.5 eps_i              (eps: Box-Muller of streams 2 and 3)
 // computed in double, then cast to the benchmark's dtype. Random matrices (W3, W4) are eps-style
-// normals of their own streams.
+// normals of their own streams; W4's uniform logits in [-R, 0] are -R u_i (stream 21).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace bench {
@@ -54,6 +56,16 @@ inline Data make_data(std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
     d.y[i] = 2.0 * std::sin(d.x[i]) + std::pow(d.x[i], 0.8) + 0.5 * eps[i];
   return d;
+}
+
+// W4's logits: "randn" gives N(0, 1) (stream 21); a number R gives -R u_i, uniform in [-R, 0].
+inline std::vector<double> logits(std::size_t n, const std::string& kind) {
+  if (kind == "randn") return normals(n, 21);
+  const double range = std::stod(kind);
+  if (!(range > 0)) throw std::invalid_argument("--logits must be randn or a positive number");
+  std::vector<double> r(n);
+  for (std::size_t i = 0; i < n; ++i) r[i] = -range * uniform(21, i);
+  return r;
 }
 
 // torch.linspace(lo, hi, n) in double: lo + i * (hi - lo) / (n - 1).

@@ -9,21 +9,30 @@
 // definitions and the same data (bench_data.h), so that the rows compare like with like.
 //
 // Usage (normally called by bench/run.py):
-//   tapegrad_bench --workload W1|W1f|W2|W2c|W3|W4 --dtype float32|float64
-//                  [--n N] [--case vec|mat] [--min-time s] [--min-reps k] [--max-reps k]
-//                  [--max-time s] [--warmup k]
+//   tapegrad_bench --workload W1|W1f|W2|W2c|W3|W4|fit --dtype float32|float64
+//                  [--n N] [--w W] [--lr LR --epochs E] [--case vec|mat] [--logits randn|R]
+//                  [--min-time s]
+//                  [--min-reps k] [--max-reps k] [--max-time s] [--warmup k]
 //
 // Workloads (the definitions are the issue's, the names the driver's):
 //   W1   train epoch, composed ops: NWKernelRegression::forward on leave-one-out (n, n-1) keys and
 //        values (built once, untimed), loss 1/2 sum (yhat - y)^2, backward, SGD step.
+//        w is set to --w (default 0.8, the chapter's w_init) before every epoch (untimed), so
+//        every repetition runs at that width: the cost of the fused op depends on w (how many
+//        weights underflow), and a benchmark that let w drift would time a moving target.
 //   W1f  the same epoch through the fused op: forward_fused(x, x, y, leave_one_out = true).
 //   W2   nonparametric Gaussian prediction, attention matrix materialised, under NoGradGuard:
 //        models' nadaraya_watson(), n_query = n_train = n.
 //   W2c  the same prediction written with the composed ops as the chapter writes it
 //        (repeat_interleave, reshape, sub, square, * -0.5, softmax, matmul).
 //   W3   bmm (2000,1,2000)x(2000,2000,1) ("vec") and (64,128,128)x(64,128,128) ("mat").
+//   fit  not a timing: trains w with the fused op (full-batch SGD, --epochs E at --lr, from --w)
+//        on the benchmark's data at --n and reports the width reached ("w_reached"). bench/run.py
+//        runs it first, to benchmark W1f "at the width training reaches".
 //   W4   softmax of (4000,4000) along axis 1: forward alone (fwd_ms_median) and forward+backward
-//        with a random upstream gradient (median_ms).
+//        with a random upstream gradient (median_ms). --logits randn: N(0, 1) logits; --logits R
+//        (a number): uniform in [-R, 0], where exp(logit - max) spans down to e^-R: R = 300
+//        underflows most of every row, the regime of a sharp attention.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -145,14 +154,14 @@ Tensor<T> to_tensor(const std::vector<double>& v, bool requires_grad = false) {
   return Tensor<T>(std::move(a), requires_grad);
 }
 
-// The chapter's hyper-parameters as torch_nw.py fixes them: w starts at 0.8, lr 0.5. w is reset
-// (untimed) before every epoch so that every repetition does the same work.
-constexpr double kWInit = 0.8;
+// The chapter's learning rate as torch_nw.py fixes it. w is reset (untimed) to the benchmark's
+// width before every epoch so that every repetition does the same work.
 constexpr double kLr = 0.5;
 
-// W1 / W1f: one training epoch.
+// W1 / W1f: one training epoch at width w_bench.
 template <class T>
-void run_train(const std::string& wl, std::size_t n, const TimingPolicy& pol, json& out) {
+void run_train(const std::string& wl, std::size_t n, double w_bench, const TimingPolicy& pol,
+               json& out) {
   const bench::Data d = bench::make_data(n);
   const Tensor<T> x = to_tensor<T>(d.x), y = to_tensor<T>(d.y);
   const bool fused = wl == "W1f";
@@ -162,9 +171,9 @@ void run_train(const std::string& wl, std::size_t n, const TimingPolicy& pol, js
     // not require grad, so this records nothing.
     std::tie(keys, values) = training_keys_values(x, y, /*leave_one_out=*/true);
   }
-  NWKernelRegression<T> net(static_cast<T>(kWInit));
+  NWKernelRegression<T> net(static_cast<T>(w_bench));
   SGD<T> opt(net.parameters(), static_cast<T>(kLr));
-  auto reset = [&] { net.w().mutable_value()(0) = static_cast<T>(kWInit); };
+  auto reset = [&] { net.w().mutable_value()(0) = static_cast<T>(w_bench); };
 
   std::vector<double> fwd_ms;
   T last_loss = 0, last_grad = 0;
@@ -183,7 +192,7 @@ void run_train(const std::string& wl, std::size_t n, const TimingPolicy& pol, js
     opt.step();
   };
 
-  // One untimed epoch at w_init: its loss and dL/dw are what the driver cross-checks against
+  // One untimed epoch at w_bench: its loss and dL/dw are what the driver cross-checks against
   // PyTorch's (same data, same formulation).
   reset();
   epoch();
@@ -195,6 +204,36 @@ void run_train(const std::string& wl, std::size_t n, const TimingPolicy& pol, js
   put_stats(out, t);
   // fwd_ms also holds the warm-up epochs; they are few and the median ignores them.
   out["fwd_ms_median"] = median_of(fwd_ms);
+  out["shape"] = "n=" + std::to_string(n);
+}
+
+// fit: train w on the benchmark's data (the chapter's function and noise) with the fused op, as
+// examples/nadaraya_watson does, and report where w ends up. Not timed beyond the total.
+template <class T>
+void run_fit(std::size_t n, double w_init, double lr, int epochs, json& out) {
+  const bench::Data d = bench::make_data(n);
+  const Tensor<T> x = to_tensor<T>(d.x), y = to_tensor<T>(d.y);
+  NWKernelRegression<T> net(static_cast<T>(w_init));
+  SGD<T> opt(net.parameters(), static_cast<T>(lr));
+  std::vector<double> losses;
+  const auto t0 = Clock::now();
+  for (int e = 0; e < epochs; ++e) {
+    opt.zero_grad();
+    const Tensor<T> total =
+        sum(mse_loss(net.forward_fused(x, x, y, /*leave_one_out=*/true), y, "none") /
+            static_cast<T>(2));
+    total.backward();
+    opt.step();
+    losses.push_back(static_cast<double>(total.item()));
+  }
+  out["train_seconds"] = seconds_since(t0);
+  out["w_init"] = w_init;
+  out["lr"] = lr;
+  out["epochs"] = epochs;
+  out["w_reached"] = static_cast<double>(net.w().value()(0));
+  out["loss_first"] = losses.empty() ? 0.0 : losses.front();
+  out["loss_last"] = losses.empty() ? 0.0 : losses.back();
+  out["median_ms"] = 1e3 * out["train_seconds"].get<double>() / std::max(epochs, 1);
   out["shape"] = "n=" + std::to_string(n);
 }
 
@@ -248,18 +287,18 @@ void run_bmm(const std::string& which, const TimingPolicy& pol, json& out) {
   out["shape"] = which == "vec" ? "(2000,1,2000)x(2000,2000,1)" : "(64,128,128)x(64,128,128)";
 }
 
-// W4: softmax along axis 1 of a (4000, 4000) matrix, forward and forward + backward.
+// W4: softmax along axis 1 of a (4000, 4000) matrix, forward and forward + backward. The logits
+// are N(0, 1) ("randn") or uniform in [-R, 0] (bench::logits, the same numbers as PyTorch's).
 template <class T>
-void run_softmax(const TimingPolicy& pol, json& out) {
+void run_softmax(const std::string& logits, const TimingPolicy& pol, json& out) {
   const std::size_t r = 4000, c = 4000;
-  auto fill = [&](std::uint64_t stream) {
+  auto fill = [&](const std::vector<double>& v) {
     xt::xarray<T> a = xt::zeros<T>({r, c});
-    const std::vector<double> v = bench::normals(r * c, stream);
     for (std::size_t i = 0; i < r * c; ++i) a.data()[i] = static_cast<T>(v[i]);
     return a;
   };
-  Tensor<T> X(fill(21), /*requires_grad=*/true);
-  const xt::xarray<T> G = fill(22);
+  Tensor<T> X(fill(bench::logits(r * c, logits)), /*requires_grad=*/true);
+  const xt::xarray<T> G = fill(bench::normals(r * c, 22));
   out["rss_after_setup_MiB"] = rss_now_mib();
   auto fwd = [&] {
     NoGradGuard no_grad;
@@ -274,6 +313,7 @@ void run_softmax(const TimingPolicy& pol, json& out) {
   out["fwd_ms_median"] = median_of(tf.ms);
   put_stats(out, time_it(pol, fwdbwd));
   out["shape"] = "(4000,4000) dim=1";
+  out["logits"] = logits;
 }
 
 template <class T>
@@ -281,8 +321,13 @@ void run(const std::string& wl, const std::map<std::string, std::string>& a,
          const TimingPolicy& pol, json& out) {
   auto n = [&] { return static_cast<std::size_t>(std::stoul(a.at("n"))); };
   if (wl == "W1" || wl == "W1f") {
+    const double w = a.count("w") ? std::stod(a.at("w")) : 0.8;  // the chapter's w_init
     out["n"] = n();
-    run_train<T>(wl, n(), pol, out);
+    out["w"] = w;
+    run_train<T>(wl, n(), w, pol, out);
+  } else if (wl == "fit") {
+    out["n"] = n();
+    run_fit<T>(n(), std::stod(a.at("w")), std::stod(a.at("lr")), std::stoi(a.at("epochs")), out);
   } else if (wl == "W2" || wl == "W2c") {
     out["n"] = n();
     run_predict<T>(wl, n(), pol, out);
@@ -290,7 +335,7 @@ void run(const std::string& wl, const std::map<std::string, std::string>& a,
     out["case"] = a.at("case");
     run_bmm<T>(a.at("case"), pol, out);
   } else if (wl == "W4") {
-    run_softmax<T>(pol, out);
+    run_softmax<T>(a.count("logits") ? a.at("logits") : "randn", pol, out);
   } else {
     throw std::invalid_argument("unknown workload " + wl);
   }
@@ -310,8 +355,8 @@ int main(int argc, char** argv) {
   }
   if (!a.count("workload") || !a.count("dtype")) {
     std::cerr << "usage: tapegrad_bench --workload W1|W1f|W2|W2c|W3|W4 --dtype float32|float64 "
-                 "[--n N] [--case vec|mat] [--min-time s] [--min-reps k] [--max-reps k] "
-                 "[--max-time s] [--warmup k]\n";
+                 "[--n N] [--w W] [--case vec|mat] [--logits randn|R] [--min-time s] "
+                 "[--min-reps k] [--max-reps k] [--max-time s] [--warmup k]\n";
     return 2;
   }
   TimingPolicy pol;

@@ -8,14 +8,16 @@ bit-identical to bench/bench_data.h) and the timing loop are the same as tapegra
 
   W1   the chapter's training epoch verbatim (d2l NWKernelRegression: repeat_interleave, softmax,
        bmm; MSELoss(reduction='none') / 2, sum, backward, SGD step).  Leave-one-out (n, n-1)
-       keys/values built once, untimed; w reset to w_init (untimed) before every epoch.
+       keys/values built once, untimed; w reset to cfg["w"] (default 0.8, the chapter's w_init;
+       untimed) before every epoch, so every repetition runs at that width.
   W1b  the best plain-PyTorch rewrite of the same epoch (as /work/shared/bench/torch_nw.py):
        D2 = (x_i - x_j)^2 precomputed once; timed: logits = D2 * (-w^2/2), masked diagonal,
        softmax, mv with y, 1/2 sum of squares, backward, step.  Same loss and gradient.
   W2   nonparametric Gaussian prediction as the chapter writes it (attention matrix
        materialised, no autograd), n_test = n_train = n.
   W3   torch.bmm (2000,1,2000)x(2000,2000,1) ("vec") and (64,128,128)x(64,128,128) ("mat").
-  W4   softmax (4000,4000) along dim 1: forward (fwd_ms_median) and forward+backward (median_ms).
+  W4   softmax (4000,4000) along dim 1: forward (fwd_ms_median) and forward+backward (median_ms);
+       cfg["logits"] "randn" (N(0, 1)) or a number R (uniform in [-R, 0], bench_data.h's logits).
 
 Usage
   python3 torch_bench.py --worker '{"workload": "W1", "n": 1000, "dtype": "float32", ...}'
@@ -53,6 +55,13 @@ def _uniform(stream, n):
 def normals(n, stream):
     u1, u2 = _uniform(stream, n), _uniform(stream + 100, n)
     return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * math.pi * u2)
+
+
+def logits(n, kind):
+    """W4's logits, as bench_data.h's logits(): N(0, 1) for "randn", else -R u (stream 21)."""
+    if kind == "randn":
+        return normals(n, 21)
+    return -float(kind) * _uniform(21, n)
 
 
 def bench_data(n):
@@ -101,8 +110,9 @@ def put_stats(out, times, faults):
                minor_faults_per_rep=faults)
 
 
-def make_epoch(wl, n, dtype):
-    """(epoch, reset, w, x, y, fwd_ms) for W1 (chapter verbatim) or W1b (masked (n, n))."""
+def make_epoch(wl, n, dtype, w_bench=W_INIT):
+    """(epoch, reset, w, x, y, fwd_ms) for W1 (chapter verbatim) or W1b (masked (n, n)), reset
+    to width w_bench before every epoch."""
     import torch
     from torch import nn
 
@@ -113,7 +123,7 @@ def make_epoch(wl, n, dtype):
         class NWKernelRegression(nn.Module):  # d2l, verbatim
             def __init__(self, **kwargs):
                 super().__init__(**kwargs)
-                self.w = nn.Parameter(torch.full((1,), W_INIT, dtype=dtype))
+                self.w = nn.Parameter(torch.full((1,), w_bench, dtype=dtype))
 
             def forward(self, queries, keys, values):
                 queries = queries.repeat_interleave(keys.shape[1]).reshape((-1, keys.shape[1]))
@@ -142,7 +152,7 @@ def make_epoch(wl, n, dtype):
             epoch.last = (float(total), float(w.grad[0]))
             trainer.step()
     elif wl == "W1b":
-        w = nn.Parameter(torch.full((1,), W_INIT, dtype=dtype))
+        w = nn.Parameter(torch.full((1,), w_bench, dtype=dtype))
         D2 = (x[:, None] - x[None, :]) ** 2
         diag = torch.eye(n, dtype=torch.bool)
         trainer = torch.optim.SGD([w], lr=LR)
@@ -162,7 +172,7 @@ def make_epoch(wl, n, dtype):
 
     def reset():
         with torch.no_grad():
-            w.fill_(W_INIT)
+            w.fill_(w_bench)
 
     return epoch, reset, w, xd, yd, fwd_ms
 
@@ -184,9 +194,10 @@ def worker(cfg):
 
     if wl in ("W1", "W1b"):
         n = out["n"] = cfg["n"]
-        epoch, reset, _, _, _, fwd_ms = make_epoch(wl, n, dtype)
+        out["w"] = cfg.get("w", W_INIT)
+        epoch, reset, _, _, _, fwd_ms = make_epoch(wl, n, dtype, out["w"])
         reset()
-        epoch()  # untimed, at w_init: the driver cross-checks these against tapegrad's
+        epoch()  # untimed, at w: the driver cross-checks these against tapegrad's
         out["loss_at_w_init"], out["grad_at_w_init"] = epoch.last
         out["rss_after_setup_MiB"] = _rss_mb()
         fwd_ms.clear()
@@ -221,7 +232,8 @@ def worker(cfg):
         put_stats(out, *time_it(lambda: torch.bmm(a, b), pol))
         out["shape"] = "(2000,1,2000)x(2000,2000,1)" if case == "vec" else "(64,128,128)x(64,128,128)"
     elif wl == "W4":
-        X = torch.from_numpy(normals(4000 * 4000, 21).reshape(4000, 4000)).to(dtype)
+        out["logits"] = cfg.get("logits", "randn")
+        X = torch.from_numpy(logits(4000 * 4000, out["logits"]).reshape(4000, 4000)).to(dtype)
         X.requires_grad_(True)
         G = torch.from_numpy(normals(4000 * 4000, 22).reshape(4000, 4000)).to(dtype)
         out["rss_after_setup_MiB"] = _rss_mb()
