@@ -19,6 +19,9 @@
 #include <string>
 #include <vector>
 
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xstrided_view.hpp>
+
 #include "examples/exercise_util.h"
 #include "models/data.h"
 #include "tapegrad.h"
@@ -30,29 +33,70 @@ using Tn = Tensor<double>;
 namespace {
 
 struct Options {
-  int n_min = 50, n_max = 20000, points = 9, repeats = 3;
+  std::vector<int> dims = {1, 2, 4};
+  int n_min = 50, n_max = 20000, n_max_composed = 2000, points = 9, points_composed = 5;
+  int repeats = 3;
   std::uint64_t seed = 0;
   std::string out = "out/bandwidth";
   bool no_plots = false;
 };
 
-struct Sample {
-  Tn x, y;
-};
-Sample draw(Rng& rng, std::size_t n, bool noisy) {
-  xt::xarray<double> x = xt::zeros<double>({n}), y = x;
-  for (std::size_t i = 0; i < n; ++i) {
-    x(i) = 5 * rng.uniform();
-    y(i) = chapter_truth(x(i)) + (noisy ? 0.5 * rng.normal() : 0.0);
-  }
-  return {Tn(x), Tn(y)};
+double truth(const double* x, std::size_t d) {
+  double f = 0;
+  for (std::size_t k = 0; k < d; ++k) f += chapter_truth(x[k]) / double(d);
+  return f;
 }
 
-// Leave-one-out loss at width w; with grad, also dL/d(log w) = w dL/dw.
+// x (n, d) and y (n,). For d > 1, also the constant matrices the composed ops need.
+struct Sample {
+  std::size_t d = 1;
+  xt::xarray<double> x;
+  Tn x1, y;     // d = 1: x as (n,), for the fused op
+  Tn dist2;     // d > 1: ||x_i - x_j||^2, (n, n)
+  Tn self_out;  // d > 1: -1e12 on the diagonal (leave-one-out), 0 elsewhere
+};
+
+Sample draw(Rng& rng, std::size_t n, std::size_t d, bool noisy) {
+  Sample s;
+  s.d = d;
+  s.x = xt::zeros<double>({n, d});
+  xt::xarray<double> y = xt::zeros<double>({n});
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t k = 0; k < d; ++k) s.x(i, k) = 5 * rng.uniform();
+    y(i) = truth(&s.x(i, 0), d) + (noisy ? 0.5 * rng.normal() : 0.0);
+  }
+  s.y = Tn(y);
+  s.x1 = Tn(xt::xarray<double>(xt::reshape_view(s.x, {n * d})));
+  return s;
+}
+
+// ||a_i - b_j||^2 for rows of a (n, d) and b (m, d): (n, m).
+xt::xarray<double> squared_distances(const xt::xarray<double>& a, const xt::xarray<double>& b) {
+  xt::xarray<double> d2 = xt::zeros<double>({a.shape()[0], b.shape()[0]});
+  for (std::size_t i = 0; i < a.shape()[0]; ++i)
+    for (std::size_t j = 0; j < b.shape()[0]; ++j)
+      for (std::size_t k = 0; k < a.shape()[1]; ++k) d2(i, j) += std::pow(a(i, k) - b(j, k), 2);
+  return d2;
+}
+
+void prepare_composed(Sample& s) {
+  if (s.d == 1) return;
+  const std::size_t n = s.x.shape()[0];
+  s.dist2 = Tn(squared_distances(s.x, s.x));
+  s.self_out = Tn(xt::xarray<double>(xt::eye<double>(n) * -1e12));
+}
+
+// Predictions at the training inputs, leave-one-out: fused for d = 1, composed otherwise:
+//   f = softmax(-(w^2 / 2) D - 1e12 I, 1) @ y   (the -1e12 gives the own pair weight 0)
+Tn loo_predictions(const Sample& s, const Tn& w) {
+  if (s.d == 1) return nw_attention_pool(s.x1, s.x1, s.y, w, true);
+  return matmul(softmax(s.dist2 * (w * w) * -0.5 + s.self_out, 1), s.y);
+}
+
+// Leave-one-out loss at width w; with dlogw, also dL/d(log w) = w dL/dw.
 double loo_loss(const Sample& s, double w, double* dlogw) {
   Tn wt = full<double>({1}, w, dlogw != nullptr);
-  const Tn f = nw_attention_pool(s.x, s.x, s.y, wt, true);
-  const Tn loss = mean(square(f - s.y)) * 0.5;
+  const Tn loss = mean(square(loo_predictions(s, wt) - s.y)) * 0.5;
   if (dlogw) {
     loss.backward();
     *dlogw = w * wt.grad()(0);
@@ -60,12 +104,16 @@ double loo_loss(const Sample& s, double w, double* dlogw) {
   return loss.item();
 }
 
-// Line search over 40 log-spaced widths w in [0.1, 1000], then 30 steps of gradient descent on
-// log w with backtracking (a step is halved until the loss decreases).
-double best_width(const Sample& s) {
-  double logw = 0, best = INFINITY;
-  for (int k = 0; k < 40; ++k) {
-    const double lw = std::log(0.1) + k * std::log(1e4) / 39;
+// Line search over log-spaced widths (40 in [0.1, 1000] without a guess, else 16 within a factor
+// 4 of it), then up to 30 steps of gradient descent on log w with backtracking (a step is halved
+// until the loss decreases).
+double best_width(const Sample& s, double guess) {
+  const int count = guess > 0 ? 16 : 40;
+  const double lo = guess > 0 ? std::log(guess / 4) : std::log(0.1);
+  const double hi = guess > 0 ? std::log(guess * 4) : std::log(1000.0);
+  double logw = lo, best = INFINITY;
+  for (int k = 0; k < count; ++k) {
+    const double lw = lo + k * (hi - lo) / (count - 1);
     const double l = loo_loss(s, std::exp(lw), nullptr);
     if (l < best) best = l, logw = lw;
   }
@@ -85,7 +133,14 @@ double best_width(const Sample& s) {
 
 double test_mse(const Sample& train, const Sample& test, double w) {
   NoGradGuard no_grad;
-  const Tn f = nw_attention_pool(test.x, train.x, train.y, full<double>({1}, w), false);
+  const Tn wt = full<double>({1}, w);
+  Tn f;
+  if (train.d == 1) {
+    f = nw_attention_pool(test.x1, train.x1, train.y, wt, false);
+  } else {
+    const Tn d2(squared_distances(test.x, train.x));
+    f = matmul(softmax(d2 * (wt * wt) * -0.5, 1), train.y);
+  }
   return xt::mean(xt::square(f.value() - test.y.value()))();
 }
 
@@ -102,68 +157,115 @@ std::pair<double, double> loglog_fit(const std::vector<double>& x, const std::ve
 }
 
 struct Row {
-  std::size_t n;
+  std::size_t d, n;
   double sigma, mse;  // averaged over the repeats
 };
 
-std::string gnuplot_script(const std::vector<Row>& rows, std::pair<double, double> fs,
-                           std::pair<double, double> fe) {
+struct Fit {
+  std::size_t d;
+  std::pair<double, double> sigma, mse;  // (slope, intercept) of the log-log fits
+};
+
+// One panel: measured points, fitted line and theoretical slope for every d (column 3 or 4).
+std::string panel(const std::vector<Row>& rows, const std::vector<Fit>& fits, bool sigma) {
+  std::ostringstream gp;
+  gp << "plot ";
+  for (std::size_t k = 0; k < fits.size(); ++k) {
+    const std::size_t d = fits[k].d;
+    const auto& f = sigma ? fits[k].sigma : fits[k].mse;
+    const Row* first = nullptr;
+    for (const Row& r : rows)
+      if (r.d == d && !first) first = &r;
+    const double theory = sigma ? -1.0 / (d + 4) : -4.0 / (d + 4);
+    gp << (k ? ", " : "") << "$d" << d << " using 1:" << (sigma ? 2 : 3) << " with points pt 7 lc "
+       << k + 1 << " title 'd = " << d << "', exp(" << f.second << ") * x**(" << f.first << ") lc "
+       << k + 1 << " title sprintf('fit, slope %.3f', " << f.first << "), "
+       << (sigma ? first->sigma : first->mse) << " * (x/" << first->n << ")**(" << theory
+       << ") dt 2 lc " << k + 1 << " title sprintf('theory, slope %.3f', " << theory << ")";
+  }
+  return gp.str() + "\n";
+}
+
+std::string gnuplot_script(const std::vector<Row>& rows, const std::vector<Fit>& fits) {
   std::ostringstream gp;
   gp.precision(8);
-  gp << "$d << EOD\n";
-  for (const Row& r : rows) gp << r.n << " " << r.sigma << " " << r.mse << "\n";
-  const double n0 = double(rows.front().n);
-  gp << "EOD\nset terminal pngcairo size 1200,460 font ',10'\nset output 'bandwidth.png'\n"
+  for (const Fit& f : fits) {
+    gp << "$d" << f.d << " << EOD\n";
+    for (const Row& r : rows)
+      if (r.d == f.d) gp << r.n << " " << r.sigma << " " << r.mse << "\n";
+    gp << "EOD\n";
+  }
+  gp << "set terminal pngcairo size 1400,560 font ',10'\nset output 'bandwidth.png'\n"
      << "set multiplot layout 1,2\nset logscale xy\nset xlabel 'n (training points)'\n"
-     << "set key bottom left\nset title 'best width sigma* = 1/w* (leave-one-out), d = 1'\n"
-     << "set ylabel 'sigma*'\nplot $d using 1:2 with points pt 7 title 'measured', "
-     << "exp(" << fs.second << ") * x**(" << fs.first << ") title sprintf('fit: slope %.3f', "
-     << fs.first << "), " << rows.front().sigma << " * (x/" << n0
-     << ")**(-0.2) dt 2 lc 'black' title 'theory: n^{-1/5}'\n"
-     << "set title 'test MSE at sigma* (against the true curve)'\nset ylabel 'test MSE'\n"
-     << "plot $d using 1:3 with points pt 7 title 'measured', exp(" << fe.second << ") * x**("
-     << fe.first << ") title sprintf('fit: slope %.3f', " << fe.first << "), " << rows.front().mse
-     << " * (x/" << n0 << ")**(-0.8) dt 2 lc 'black' title 'theory: n^{-4/5}'\n"
-     << "unset multiplot\n";
+     << "set key outside bottom center horizontal maxrows 3 font ',9'\n"
+     << "set title 'best width sigma* = 1/w* (leave-one-out)'\nset ylabel 'sigma*'\n"
+     << panel(rows, fits, true) << "set title 'test MSE at sigma* (against the true function)'\n"
+     << "set ylabel 'test MSE'\n"
+     << panel(rows, fits, false) << "unset multiplot\n";
   return gp.str();
 }
 
-Row measure(std::size_t n, const Options& o, Rng& rng) {
-  Row r{n, 0, 0};
+Row measure(std::size_t d, std::size_t n, const Options& o, Rng& rng, double* guess) {
+  Row r{d, n, 0, 0};
+  double log_w = 0;
   for (int rep = 0; rep < o.repeats; ++rep) {
-    const Sample train = draw(rng, n, true), test = draw(rng, 1000, false);
-    const double w = best_width(train);
+    Sample train = draw(rng, n, d, true);
+    const Sample test = draw(rng, 1000, d, false);
+    prepare_composed(train);
+    const double w = best_width(train, *guess);
+    log_w += std::log(w) / o.repeats;
     r.sigma += 1 / w / o.repeats;
     r.mse += test_mse(train, test, w) / o.repeats;
   }
+  *guess = std::exp(log_w);  // the next n's line search is centred here
   return r;
+}
+
+// The n grid of dimension d: log-spaced from --n-min to its n_max.
+std::vector<std::size_t> n_grid(const Options& o, std::size_t d) {
+  const int points = d == 1 ? o.points : o.points_composed;
+  const double n_max = d == 1 ? o.n_max : o.n_max_composed;
+  std::vector<std::size_t> ns;
+  for (int k = 0; k < points; ++k)
+    ns.push_back(static_cast<std::size_t>(
+        std::lround(o.n_min * std::pow(n_max / o.n_min, double(k) / (points - 1)))));
+  return ns;
 }
 
 int run(const Options& o) {
   Rng rng(o.seed);
   StagedOutput out(o.out);
   std::vector<Row> rows;
+  std::vector<Fit> fits;
   std::ostringstream csv;
-  csv << "n,sigma_best,test_mse\n";
-  std::printf("d = 1, y = 2 sin(x) + x^0.8 + N(0, 0.5^2), x ~ U(0, 5); %d repeats per n\n",
-              o.repeats);
-  for (int k = 0; k < o.points; ++k) {
-    const double t = o.points == 1 ? 0 : double(k) / (o.points - 1);
-    const auto n =
-        static_cast<std::size_t>(std::lround(o.n_min * std::pow(double(o.n_max) / o.n_min, t)));
-    rows.push_back(measure(n, o, rng));
-    std::printf("[%d/%d] n %6zu: sigma* %.4f (w* %.3f), test MSE %.6f\n", k + 1, o.points, n,
-                rows.back().sigma, 1 / rows.back().sigma, rows.back().mse);
-    std::fflush(stdout);
-    csv << n << "," << rows.back().sigma << "," << rows.back().mse << "\n";
+  csv << "d,n,sigma_best,test_mse\n";
+  std::printf(
+      "x ~ U(0, 5)^d, y = (1/d) sum_k (2 sin(x_k) + x_k^0.8) + N(0, 0.5^2); %d repeats "
+      "per n; d = 1 through the fused op, d > 1 through composed ops\n",
+      o.repeats);
+  for (int di : o.dims) {
+    const std::size_t d = static_cast<std::size_t>(di);
+    const std::vector<std::size_t> ns = n_grid(o, d);
+    std::vector<double> xs, sig, err;
+    double guess = 0;
+    for (std::size_t k = 0; k < ns.size(); ++k) {
+      rows.push_back(measure(d, ns[k], o, rng, &guess));
+      const Row& r = rows.back();
+      std::printf("[d %zu, %zu/%zu] n %6zu: sigma* %.4f (w* %.3f), test MSE %.6f\n", d, k + 1,
+                  ns.size(), r.n, r.sigma, 1 / r.sigma, r.mse);
+      std::fflush(stdout);
+      csv << d << "," << r.n << "," << r.sigma << "," << r.mse << "\n";
+      xs.push_back(double(r.n)), sig.push_back(r.sigma), err.push_back(r.mse);
+    }
+    fits.push_back({d, loglog_fit(xs, sig), loglog_fit(xs, err)});
   }
-  std::vector<double> ns, sig, err;
-  for (const Row& r : rows) ns.push_back(double(r.n)), sig.push_back(r.sigma), err.push_back(r.mse);
-  const auto fs = loglog_fit(ns, sig), fe = loglog_fit(ns, err);
-  std::printf("log-log slope of sigma* against n: %.3f (theory -1/(d+4) = -0.200)\n", fs.first);
-  std::printf("log-log slope of test MSE against n: %.3f (theory -4/(d+4) = -0.800)\n", fe.first);
+  std::printf("\n%3s  %-26s %-26s\n", "d", "slope of sigma* (theory)",
+              "slope of test MSE (theory)");
+  for (const Fit& f : fits)
+    std::printf("%3zu  %7.3f (%6.3f)           %7.3f (%6.3f)\n", f.d, f.sigma.first,
+                -1.0 / (f.d + 4), f.mse.first, -4.0 / (f.d + 4));
   out.write("bandwidth.csv", csv.str());
-  out.write("bandwidth.gp", gnuplot_script(rows, fs, fe));
+  out.write("bandwidth.gp", gnuplot_script(rows, fits));
   if (!o.no_plots) out.plot("bandwidth", "bandwidth.gp", {"bandwidth.png"});
   out.commit();
   std::cout << "wrote bandwidth.csv, bandwidth.gp" << (o.no_plots ? "" : ", bandwidth.png")
@@ -176,18 +278,26 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Best kernel width against the amount of data (d2l exercise)"};
+  app.add_option("--dims", o.dims, "input dimensions")->delimiter(',')->capture_default_str();
   app.add_option("--n-min", o.n_min, "smallest n")->capture_default_str();
-  app.add_option("--n-max", o.n_max, "largest n")->capture_default_str();
-  app.add_option("--points", o.points, "n values on the log grid")->capture_default_str();
+  app.add_option("--n-max", o.n_max, "largest n for d = 1 (fused op)")->capture_default_str();
+  app.add_option("--n-max-composed", o.n_max_composed, "largest n for d > 1 (composed ops)")
+      ->capture_default_str();
+  app.add_option("--points", o.points, "n values on the log grid, d = 1")->capture_default_str();
+  app.add_option("--points-composed", o.points_composed, "n values on the log grid, d > 1")
+      ->capture_default_str();
   app.add_option("--repeats", o.repeats, "data sets per n (results averaged)")
       ->capture_default_str();
   app.add_option("--seed", o.seed, "seed")->capture_default_str();
   app.add_option("--out", o.out, "output directory")->capture_default_str();
   app.add_flag("--no-plots", o.no_plots, "skip the figure");
   return run_main(app, "bandwidth", argc, argv, [&] {
+    require(!o.dims.empty(), "--dims must list at least one dimension");
+    for (int d : o.dims) require(d >= 1 && d <= 16, "--dims: each dimension must be in 1..16");
     require(o.n_min >= 3, "--n-min must be >= 3");
     require(o.n_max >= o.n_min, "--n-max must be >= --n-min");
-    require(o.points >= 2, "--points must be >= 2");
+    require(o.n_max_composed >= o.n_min, "--n-max-composed must be >= --n-min");
+    require(o.points >= 2 && o.points_composed >= 2, "--points and --points-composed must be >= 2");
     require(o.repeats >= 1, "--repeats must be >= 1");
     return run(o);
   });
