@@ -173,15 +173,21 @@ std::string panel(const std::vector<Row>& rows, const std::vector<Fit>& fits, bo
   for (std::size_t k = 0; k < fits.size(); ++k) {
     const std::size_t d = fits[k].d;
     const auto& f = sigma ? fits[k].sigma : fits[k].mse;
-    const Row* first = nullptr;
+    const Row *first = nullptr, *last = nullptr;
     for (const Row& r : rows)
-      if (r.d == d && !first) first = &r;
+      if (r.d == d) {
+        if (!first) first = &r;
+        last = &r;
+      }
     const double theory = sigma ? -1.0 / (d + 4) : -4.0 / (d + 4);
+    // Lines only over this d's range of n: (x <= n_last ? line : 1/0).
+    const std::string in_range = "(x <= " + std::to_string(last->n) + " ? ";
     gp << (k ? ", " : "") << "$d" << d << " using 1:" << (sigma ? 2 : 3) << " with points pt 7 lc "
-       << k + 1 << " title 'd = " << d << "', exp(" << f.second << ") * x**(" << f.first << ") lc "
-       << k + 1 << " title sprintf('fit, slope %.3f', " << f.first << "), "
-       << (sigma ? first->sigma : first->mse) << " * (x/" << first->n << ")**(" << theory
-       << ") dt 2 lc " << k + 1 << " title sprintf('theory, slope %.3f', " << theory << ")";
+       << k + 1 << " title 'd = " << d << "', " << in_range << "exp(" << f.second << ") * x**("
+       << f.first << ") : 1/0) lc " << k + 1 << " title sprintf('fit, slope %.3f', " << f.first
+       << "), " << in_range << (sigma ? first->sigma : first->mse) << " * (x/" << first->n << ")**("
+       << theory << ") : 1/0) dt 2 lc " << k + 1 << " title sprintf('theory, slope %.3f', "
+       << theory << ")";
   }
   return gp.str() + "\n";
 }
@@ -197,6 +203,7 @@ std::string gnuplot_script(const std::vector<Row>& rows, const std::vector<Fit>&
   }
   gp << "set terminal pngcairo size 1400,560 font ',10'\nset output 'bandwidth.png'\n"
      << "set multiplot layout 1,2\nset logscale xy\nset xlabel 'n (training points)'\n"
+     << "set samples 400\n"
      << "set key outside bottom center horizontal maxrows 3 font ',9'\n"
      << "set title 'best width sigma* = 1/w* (leave-one-out)'\nset ylabel 'sigma*'\n"
      << panel(rows, fits, true) << "set title 'test MSE at sigma* (against the true function)'\n"
