@@ -1,7 +1,13 @@
 #include "autograd/gradcheck.h"
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
+
+#include <xtensor/xbuilder.hpp>
 
 #include "autograd/tape.h"
 
@@ -31,89 +37,133 @@ std::ostream& operator<<(std::ostream& os, const GradcheckResult& r) {
   return os << r.message;
 }
 
-GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor<double>>& inputs,
-                          double eps, double atol, double rtol) {
-  GradcheckResult res;
+namespace {
+
+// The positions of the inputs to check (those requiring grad). Sets `error` and returns none when
+// an input is undefined or none requires grad.
+std::vector<std::size_t> inputs_to_check(const std::vector<Tensor<double>>& inputs,
+                                         std::string& error) {
   std::vector<std::size_t> checked;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) {
-      res.message = "gradcheck: input " + std::to_string(i) + " is undefined";
-      return res;
+      error = "gradcheck: input " + std::to_string(i) + " is undefined";
+      return {};
     }
     if (inputs[i].requires_grad()) checked.push_back(i);
   }
-  if (checked.empty()) {
-    res.message = "gradcheck: no input requires grad; nothing to check";
-    return res;
-  }
+  if (checked.empty()) error = "gradcheck: no input requires grad; nothing to check";
+  return checked;
+}
 
-  // Keep the caller's grads; gradcheck works on clean ones.
-  std::vector<xt::xarray<double>> saved(inputs.size());
-  std::vector<bool> had(inputs.size());
-  for (std::size_t i : checked) {
-    had[i] = inputs[i].has_grad();
-    if (had[i]) saved[i] = inputs[i].grad();
-  }
-  auto restore = [&] {
-    for (std::size_t i : checked) {
-      Tensor<double> t = inputs[i];
-      t.clear_grad();
-      if (had[i]) accumulate_grad(t, xt::xarray<double>(saved[i]), "gradcheck");
+// The caller's grads, put aside while gradcheck works on clean ones, and put back after.
+class SavedGrads {
+ public:
+  explicit SavedGrads(std::vector<Tensor<double>> tensors) : tensors_(std::move(tensors)) {
+    for (const auto& t : tensors_) {
+      had_.push_back(t.has_grad());
+      grads_.push_back(t.has_grad() ? t.grad() : xt::xarray<double>());
     }
-  };
+  }
+  void restore() {
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+      tensors_[i].clear_grad();
+      if (had_[i]) accumulate_grad(tensors_[i], xt::xarray<double>(grads_[i]), "gradcheck");
+    }
+  }
 
-  // Analytical Jacobian, one row per output element.
+ private:
+  std::vector<Tensor<double>> tensors_;
+  std::vector<bool> had_;
+  std::vector<xt::xarray<double>> grads_;
+};
+
+// Row j of the Jacobian of y for every checked tensor, by one backward pass seeded with the
+// one-hot vector e_j (a vector-Jacobian product): result[c][j] = d y_j / d checked[c].
+std::vector<std::vector<xt::xarray<double>>> analytical_jacobian(
+    const Tensor<double>& y, std::vector<Tensor<double>> checked) {
+  std::vector<std::vector<xt::xarray<double>>> jacobian(checked.size());
+  for (std::size_t j = 0; j < y.size(); ++j) {
+    for (auto& t : checked) t.clear_grad();
+    xt::xarray<double> one_hot = xt::zeros<double>(y.value().shape());
+    one_hot.data()[j] = 1.0;
+    y.backward(std::move(one_hot), /*retain_graph=*/true);
+    for (std::size_t c = 0; c < checked.size(); ++c) {
+      const Tensor<double>& t = checked[c];
+      jacobian[c].push_back(t.has_grad() ? t.grad()
+                                         : xt::xarray<double>(xt::zeros<double>(t.shape())));
+    }
+  }
+  return jacobian;
+}
+
+// Column e of the Jacobian by central differences: (f(x + eps e) - f(x - eps e)) / (2 eps), with x
+// restored after. None when f's output no longer has m elements under the perturbation.
+std::optional<xt::xarray<double>> numerical_column(const GradcheckFn& f,
+                                                   const std::vector<Tensor<double>>& inputs,
+                                                   Tensor<double> t, std::size_t e, double eps,
+                                                   std::size_t m) {
+  double& x = t.mutable_value().data()[e];
+  const double x0 = x;
+  x = x0 + eps;
+  const xt::xarray<double> plus = f(inputs).value();
+  x = x0 - eps;
+  const xt::xarray<double> minus = f(inputs).value();
+  x = x0;
+  if (plus.size() != m || minus.size() != m) return std::nullopt;
+  return xt::xarray<double>((plus - minus) / (2 * eps));
+}
+
+// The failure message: which input, element and output, both values and the tolerance.
+std::string mismatch(const std::string& input, const Shape& input_shape, std::size_t e,
+                     const Shape& output_shape, std::size_t j, double ana, double num,
+                     double tolerance) {
+  std::ostringstream os;
+  os.precision(10);
+  os << "gradcheck failed: " << input << ", element " << unravel(e, input_shape)
+     << ", output element " << unravel(j, output_shape) << " of shape " << shape_str(output_shape)
+     << ": analytical " << ana << " vs numerical " << num << " (|diff| " << std::abs(ana - num)
+     << " > atol + rtol * |numerical| = " << tolerance << ")";
+  return os.str();
+}
+
+}  // namespace
+
+GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor<double>>& inputs,
+                          double eps, double atol, double rtol) {
+  GradcheckResult res;
+  const std::vector<std::size_t> checked = inputs_to_check(inputs, res.message);
+  if (checked.empty()) return res;
+  std::vector<Tensor<double>> checked_tensors;
+  for (std::size_t i : checked) checked_tensors.push_back(inputs[i]);
+
+  // Analytical Jacobian, one row per output element, on clean grads.
+  SavedGrads caller_grads(checked_tensors);
   const Tensor<double> y = f(inputs);
-  const std::size_t m = y.size();
   if (!y.requires_grad()) {
     res.message = "gradcheck: the output does not require grad (f did not use the inputs?)";
     return res;
   }
-  std::vector<std::vector<xt::xarray<double>>> analytical(checked.size());
-  for (std::size_t j = 0; j < m; ++j) {
-    for (std::size_t i : checked) Tensor<double>(inputs[i]).clear_grad();
-    xt::xarray<double> seed = xt::zeros<double>(y.value().shape());
-    seed.data()[j] = 1.0;
-    y.backward(seed, /*retain_graph=*/true);
-    for (std::size_t c = 0; c < checked.size(); ++c) {
-      const Tensor<double>& t = inputs[checked[c]];
-      analytical[c].push_back(
-          t.has_grad() ? t.grad() : xt::xarray<double>(xt::zeros<double>(t.value().shape())));
-    }
-  }
-  restore();
+  const auto analytical = analytical_jacobian(y, checked_tensors);
+  caller_grads.restore();
 
   // Numerical Jacobian, one column per input element, compared as it is made.
   NoGradGuard no_grad;
   for (std::size_t c = 0; c < checked.size(); ++c) {
-    Tensor<double> t = inputs[checked[c]];
+    const Tensor<double>& t = checked_tensors[c];
     for (std::size_t e = 0; e < t.size(); ++e) {
-      double& x = t.mutable_value().data()[e];
-      const double x0 = x;
-      x = x0 + eps;
-      const xt::xarray<double> plus = f(inputs).value();
-      x = x0 - eps;
-      const xt::xarray<double> minus = f(inputs).value();
-      x = x0;
-      if (plus.size() != m || minus.size() != m) {
+      const auto numerical = numerical_column(f, inputs, t, e, eps, y.size());
+      if (!numerical) {
         res.message =
             "gradcheck: f changed its output size when " + label(t, checked[c]) + " was perturbed";
         return res;
       }
-      for (std::size_t j = 0; j < m; ++j) {
-        const double num = (plus.data()[j] - minus.data()[j]) / (2 * eps);
-        const double ana = analytical[c][j].data()[e];
-        const double err = std::abs(ana - num);
-        res.max_abs_error = std::max(res.max_abs_error, err);
-        if (!(err <= atol + rtol * std::abs(num))) {  // also catches NaN
-          std::ostringstream os;
-          os.precision(10);
-          os << "gradcheck failed: " << label(t, checked[c]) << ", element "
-             << unravel(e, t.shape()) << ", output element " << unravel(j, y.shape())
-             << " of shape " << shape_str(y.shape()) << ": analytical " << ana << " vs numerical "
-             << num << " (|diff| " << err
-             << " > atol + rtol * |numerical| = " << atol + rtol * std::abs(num) << ")";
-          res.message = os.str();
+      for (std::size_t j = 0; j < y.size(); ++j) {
+        const double num = numerical->data()[j], ana = analytical[c][j].data()[e];
+        const double tolerance = atol + rtol * std::abs(num);
+        res.max_abs_error = std::max(res.max_abs_error, std::abs(ana - num));
+        if (!(std::abs(ana - num) <= tolerance)) {  // also catches NaN
+          res.message =
+              mismatch(label(t, checked[c]), t.shape(), e, y.shape(), j, ana, num, tolerance);
           return res;
         }
       }
@@ -121,7 +171,7 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor<double>
   }
   res.ok = true;
   std::ostringstream os;
-  os << "gradcheck passed: " << checked.size() << " input(s), " << m
+  os << "gradcheck passed: " << checked.size() << " input(s), " << y.size()
      << " output element(s), max |analytical - numerical| = " << res.max_abs_error;
   res.message = os.str();
   return res;

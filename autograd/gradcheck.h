@@ -6,8 +6,8 @@
 //               (a vector-Jacobian product gives row j of J);
 //   numerical   central differences (f(x + eps e) - f(x - eps e)) / (2 eps) per input element e.
 // An element passes when |analytical - numerical| <= atol + rtol * |numerical|, as in
-// torch.autograd.gradcheck. Checking the full Jacobian covers every upstream gradient, uniform or
-// not.
+// torch.autograd.gradcheck. Checking the full Jacobian covers every upstream gradient, uniform
+// or not.
 //
 // Only inputs with requires_grad are checked (at least one must have it). f must build its output
 // from the given tensors and be deterministic. The inputs' own grads are left as they were found.

@@ -99,7 +99,7 @@ const std::vector<Entry>& tape_entries() {
 void clear_tape() {
   Tape& tp = tape();
   for (auto it = tp.entries.rbegin(); it != tp.entries.rend(); ++it) {
-    if (auto out = it->output.lock()) out->graph_freed = true;
+    if (auto out = it->output.lock()) out->graph_freed = out->graph_cleared = true;
   }
   tp.entries.clear();
   tp.reset_sweep_threshold();
@@ -165,104 +165,144 @@ void accumulate_grad(const Tensor<T>& t, xt::xarray<T>&& g, const std::string& o
   }
 }
 
+// --- backward, step by step ------------------------------------------------------------------
+namespace {
+
 template <class T>
-void backward(const Tensor<T>& loss, const xt::xarray<T>* grad, bool retain_graph) {
-  Node<T>& ln = loss.node();
-  if (!ln.requires_grad)
+void check_requires_grad(const Tensor<T>& loss) {
+  if (!loss.requires_grad())
     throw std::logic_error("backward: " + describe(loss) +
                            " does not require grad (no input of its graph requires grad, or it was "
                            "made under NoGradGuard)");
-  xt::xarray<T> seed;
-  if (grad) {
-    if (!std::equal(grad->shape().begin(), grad->shape().end(), ln.value.shape().begin(),
-                    ln.value.shape().end()))
-      throw std::invalid_argument("backward: gradient of shape " +
-                                  shape_str(to_shape(grad->shape())) + " for a tensor of shape " +
-                                  shape_str(loss.shape()));
-    seed = *grad;
-  } else {
-    if (ln.value.size() != 1)
-      throw std::invalid_argument(
-          "backward: " + describe(loss) +
-          " is not a scalar; pass the gradient d(loss)/d(output) explicitly");
-    seed = xt::ones_like(ln.value);
-  }
+}
 
-  if (ln.entry_id == 0) {  // a leaf: its gradient is the seed itself
-    accumulate_grad(loss, std::move(seed), "backward");
-    return;
-  }
-  Tape& tp = tape();
-  if (ln.tape_serial != tp.serial)
-    throw std::logic_error("backward: " + describe(loss) +
+// Why a node's graph is gone, for the errors below: clear_tape() or an earlier backward.
+std::string why_graph_is_gone(const NodeBase& n) {
+  if (n.graph_cleared)
+    return "its graph was dropped by clear_tape(), which turns every graph on the tape into "
+           "constants; record it again after clear_tape()";
+  return "its graph was already freed by an earlier backward (backward through the graph a second "
+         "time); pass retain_graph=true to the first call if you need to";
+}
+
+// Where the entry that made `loss` sits on this thread's tape. Throws when the loss was recorded
+// on another thread, or its graph was freed (by backward or clear_tape) and so is not there.
+std::size_t position_of_loss_entry(const Tape& tp, const NodeBase& loss, const std::string& what) {
+  if (loss.tape_serial != tp.serial)
+    throw std::logic_error("backward: " + what +
                            " was recorded on another thread's tape; call backward on that thread");
-  if (ln.graph_freed)
-    throw std::logic_error(
-        "backward: trying to backward through the graph a second time (its "
-        "entries were freed by the first backward); pass retain_graph=true to the "
-        "first call if you need to");
-
-  auto pos = std::lower_bound(tp.entries.begin(), tp.entries.end(), ln.entry_id,
+  if (loss.graph_freed)
+    throw std::logic_error("backward: " + what + ": " + why_graph_is_gone(loss));
+  // Entries are sorted by id, so a binary search finds it.
+  auto pos = std::lower_bound(tp.entries.begin(), tp.entries.end(), loss.entry_id,
                               [](const Entry& e, std::uint64_t id) { return e.id < id; });
-  if (pos == tp.entries.end() || pos->id != ln.entry_id)
-    throw std::logic_error("backward: the graph of " + describe(loss) +
-                           " is no longer on the tape (clear_tape() was called?)");
+  if (pos == tp.entries.end() || pos->id != loss.entry_id)
+    throw std::logic_error("backward: the graph of " + what + " is no longer on the tape");
+  return static_cast<std::size_t>(pos - tp.entries.begin());
+}
 
-  const std::uint64_t stamp = tp.next_stamp++;
-  ln.backward_stamp = stamp;
-  accumulate_grad(loss, std::move(seed), "backward");
+// Marks e's inputs as lying on a path to the loss (stamp), so that their own entries will run.
+void stamp_inputs(const Entry& e, std::uint64_t stamp) {
+  for (const auto& in : e.inputs) {
+    if (!in->requires_grad) continue;
+    if (in->entry_id != 0 && in->graph_freed)
+      throw std::logic_error("backward: " + e.op +
+                             " uses a tensor whose graph is gone: " + why_graph_is_gone(*in));
+    in->backward_stamp = stamp;
+  }
+}
 
-  // Reverse walk. `ran` remembers which entries belong to this loss's graph, to free them after.
-  const std::size_t last = static_cast<std::size_t>(pos - tp.entries.begin());
+// Runs e's backward closure: d(loss)/d(output) -> contributions to d(loss)/d(inputs). tl_running
+// names the entry in anomaly messages while it runs.
+void run_backward_closure(const Entry& e, NodeBase& out) {
+  tl_running = &e;
+  try {
+    e.backward(out);
+  } catch (...) {
+    tl_running = nullptr;
+    throw;
+  }
+  tl_running = nullptr;
+}
+
+// The reverse walk from the loss's entry (at `last`) down to the first entry. An entry runs when
+// its output was stamped by a later entry (it lies on a path to the loss). Returns the positions of
+// the entries that ran: the graph of this loss.
+std::vector<std::size_t> walk_tape_in_reverse(Tape& tp, std::size_t last, std::uint64_t stamp) {
   std::vector<std::size_t> ran;
   for (std::size_t i = last + 1; i-- > 0;) {
     Entry& e = tp.entries[i];
     std::shared_ptr<NodeBase> out = e.output.lock();
     if (!out || out->backward_stamp != stamp) continue;  // not on a path to the loss
     ran.push_back(i);
-    for (auto& in : e.inputs) {
-      if (!in->requires_grad) continue;
-      if (in->entry_id != 0 && in->graph_freed)
-        throw std::logic_error(
-            "backward: " + e.op +
-            " uses a tensor whose graph was already freed by an earlier backward "
-            "(backward through the graph a second time); use retain_graph=true "
-            "on the first call");
-      in->backward_stamp = stamp;
-    }
-    if (out->has_grad()) {
-      tl_running = &e;
-      try {
-        e.backward(*out);
-      } catch (...) {
-        tl_running = nullptr;
-        throw;
-      }
-      tl_running = nullptr;
-    }
+    stamp_inputs(e, stamp);
+    if (out->has_grad()) run_backward_closure(e, *out);
     if (!out->retains_grad) out->release_grad();  // a non-leaf's grad is only needed until here
   }
+  return ran;
+}
 
-  if (!retain_graph) {
-    for (std::size_t i : ran) {
-      Entry& e = tp.entries[i];
-      if (auto out = e.output.lock()) out->graph_freed = true;
-      e.inputs.clear();
-      e.backward = nullptr;
-      e.output.reset();
-    }
-    tp.entries.erase(std::remove_if(tp.entries.begin(), tp.entries.end(),
-                                    [](const Entry& e) { return e.output.expired(); }),
-                     tp.entries.end());
-    tp.reset_sweep_threshold();
+// Frees the entries that ran (unless retain_graph): marks their outputs, so that a second backward
+// through them says so, and drops them from the tape with the tensors they held.
+void free_entries(Tape& tp, const std::vector<std::size_t>& ran) {
+  for (std::size_t i : ran) {
+    Entry& e = tp.entries[i];
+    if (auto out = e.output.lock()) out->graph_freed = true;
+    e.inputs.clear();
+    e.backward = nullptr;
+    e.output.reset();
   }
+  tp.entries.erase(std::remove_if(tp.entries.begin(), tp.entries.end(),
+                                  [](const Entry& e) { return e.output.expired(); }),
+                   tp.entries.end());
+  tp.reset_sweep_threshold();
+}
+
+// The pass itself, once d(loss)/d(loss) is known: seed the loss's grad (moved, not copied), walk
+// the tape back from the loss's entry, free what ran.
+template <class T>
+void backward_from_seed(const Tensor<T>& loss, xt::xarray<T>&& seed, bool retain_graph) {
+  Node<T>& ln = loss.node();
+  if (ln.entry_id == 0) {  // a leaf: its gradient is the seed itself
+    accumulate_grad(loss, std::move(seed), "backward");
+    return;
+  }
+  Tape& tp = tape();
+  const std::size_t last = position_of_loss_entry(tp, ln, describe(loss));
+  const std::uint64_t stamp = tp.next_stamp++;
+  ln.backward_stamp = stamp;
+  accumulate_grad(loss, std::move(seed), "backward");
+  const std::vector<std::size_t> ran = walk_tape_in_reverse(tp, last, stamp);
+  if (!retain_graph) free_entries(tp, ran);
+}
+
+}  // namespace
+
+template <class T>
+void backward(const Tensor<T>& loss, bool retain_graph) {
+  check_requires_grad(loss);
+  if (loss.size() != 1)
+    throw std::invalid_argument("backward: " + describe(loss) +
+                                " is not a scalar; pass the gradient d(loss)/d(output) explicitly");
+  backward_from_seed(loss, xt::xarray<T>(xt::ones_like(loss.value())), retain_graph);
+}
+
+template <class T>
+void backward(const Tensor<T>& loss, xt::xarray<T> grad, bool retain_graph) {
+  check_requires_grad(loss);
+  if (!std::equal(grad.shape().begin(), grad.shape().end(), loss.value().shape().begin(),
+                  loss.value().shape().end()))
+    throw std::invalid_argument("backward: gradient of shape " + shape_str(to_shape(grad.shape())) +
+                                " for " + describe(loss));
+  backward_from_seed(loss, std::move(grad), retain_graph);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                  \
   template Tensor<T> record<T>(const std::string&, xt::xarray<T>, const std::vector<Tensor<T>>&, \
                                std::function<void(const Node<T>&)>);                             \
   template void accumulate_grad<T>(const Tensor<T>&, xt::xarray<T>&&, const std::string&);       \
-  template void backward<T>(const Tensor<T>&, const xt::xarray<T>*, bool);
+  template void backward<T>(const Tensor<T>&, bool);                                             \
+  template void backward<T>(const Tensor<T>&, xt::xarray<T>, bool);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -16,18 +16,20 @@
 //
 // Lifecycle.
 //  - backward(loss) frees the entries it ran (the graph of this loss) unless retain_graph is true.
-//  The
-//    outputs of freed entries are marked; backpropagating through one of them again throws
+//    The outputs of freed entries are marked; backpropagating through one of them again throws
 //    std::logic_error ("... a second time ... retain_graph=true"), like PyTorch.
 //  - Entries of graphs nobody can reach any more (every handle to their output dropped, and no
-//  later
-//    entry using it) are swept away as the tape grows, so a loop that builds graphs and never calls
-//    backward, or drops them, runs in bounded memory.
+//    later entry using it) are swept away as the tape grows, so a loop that builds graphs and never
+//    calls backward, or drops them, runs in bounded memory.
 //  - Inside a NoGradGuard scope nothing is recorded: outputs are leaves with requires_grad false.
 //  - The tape is thread_local: each thread records and backpropagates its own graphs, so
-//  independent
-//    models can train on different threads. Backward of a tensor recorded on another thread throws.
-//  - clear_tape() drops every entry of this thread (all graphs become constants).
+//    independent models can train on different threads. Backward of a tensor recorded on another
+//    thread throws.
+//  - clear_tape() drops every entry of this thread (all graphs become constants); backward through
+//    a graph it dropped throws std::logic_error saying so.
+//
+// The seed. backward(loss, grad) takes d(loss)/d(loss) by value and moves it into loss's grad, so
+// `y.backward(std::move(g))` starts the pass without copying g (an lvalue g is copied once).
 #pragma once
 
 #include <cstdint>
@@ -115,9 +117,12 @@ Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<T
 template <class T>
 void accumulate_grad(const Tensor<T>& t, xt::xarray<T>&& g, const std::string& op);
 
-// Backward from `loss`; `grad` is d(loss)/d(loss) and may be omitted only for a one-element loss.
+// Backward from a one-element `loss`, seeded with d(loss)/d(loss) = 1.
 template <class T>
-void backward(const Tensor<T>& loss, const xt::xarray<T>* grad = nullptr,
-              bool retain_graph = false);
+void backward(const Tensor<T>& loss, bool retain_graph = false);
+// Backward from `loss` of any shape; `grad` is d(loss)/d(loss), of loss's shape. Taken by value
+// and moved into loss's grad: a caller passing std::move(g) or a temporary costs no copy.
+template <class T>
+void backward(const Tensor<T>& loss, xt::xarray<T> grad, bool retain_graph = false);
 
 }  // namespace tapegrad

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
-
-#include <xtensor/xbuilder.hpp>
 
 #include "autograd/tape.h"
 
@@ -18,6 +18,28 @@ std::string shape_str(const Shape& s) {
   if (s.size() == 1) os << ',';  // a Python tuple: (4,) is a shape, (4) would read as a number
   os << ')';
   return os.str();
+}
+
+std::size_t checked_numel(const std::string& op, const Shape& shape, std::size_t element_bytes) {
+  // Largest element count one allocation can hold: PTRDIFF_MAX bytes (std::allocator's max_size).
+  const std::size_t max_count =
+      static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) /
+      std::max<std::size_t>(element_bytes, 1);
+  std::size_t count = 1;
+  for (std::size_t extent : shape) {
+    if (extent == 0) return 0;  // a size-0 axis: nothing to allocate, however big the others
+  }
+  for (std::size_t extent : shape) {
+    if (count > std::numeric_limits<std::size_t>::max() / extent)
+      throw std::length_error(op + ": shape " + shape_str(shape) +
+                              " has more elements than std::size_t can count");
+    count *= extent;
+  }
+  if (count > max_count)
+    throw std::length_error(op + ": shape " + shape_str(shape) + " has " + std::to_string(count) +
+                            " elements of " + std::to_string(element_bytes) +
+                            " bytes, more than one allocation can hold");
+  return count;
 }
 
 template <class T>
@@ -76,38 +98,72 @@ Tensor<T> Tensor<T>::detach() const {
 
 template <class T>
 void Tensor<T>::backward(bool retain_graph) const {
-  tapegrad::backward<T>(*this, nullptr, retain_graph);
+  tapegrad::backward<T>(*this, retain_graph);
 }
 
 template <class T>
-void Tensor<T>::backward(const array& grad, bool retain_graph) const {
-  tapegrad::backward<T>(*this, &grad, retain_graph);
+void Tensor<T>::backward(array grad, bool retain_graph) const {
+  tapegrad::backward<T>(*this, std::move(grad), retain_graph);
 }
+
+namespace {
+
+// An array of `shape` with every element `v`, its size checked before the allocation.
+template <class T>
+xt::xarray<T> filled(const std::string& factory, const Shape& shape, T v) {
+  checked_numel(factory, shape, sizeof(T));
+  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+  a.fill(v);
+  return a;
+}
+
+// A bound or a count as a person would write it: 0.5, nan, inf, 1e+30.
+std::string number(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+// ceil((stop - start) / step), the number of elements of arange, validated.
+std::size_t arange_count(double start, double stop, double step, std::size_t element_bytes) {
+  if (!std::isfinite(start) || !std::isfinite(stop))
+    throw std::invalid_argument("arange: bounds must be finite, got start " + number(start) +
+                                " and stop " + number(stop));
+  if (!std::isfinite(step) || step == 0)
+    throw std::invalid_argument("arange: step must be finite and non-zero, got " + number(step));
+  // Computed in double, as torch does, so arange(0, 5, 0.1) has 50 elements in float too.
+  const double n = std::ceil((stop - start) / step);
+  if (n <= 0) return 0;  // an empty range: stop is not beyond start in step's direction
+  // 2^64 and above cannot be converted to std::size_t (n may even be inf: stop - start overflowed);
+  // below that, checked_numel rejects what one allocation cannot hold.
+  if (n >= 18446744073709551616.0)
+    throw std::length_error("arange: shape (" + number(n) +
+                            ",) has more elements than std::size_t can count");
+  const std::size_t count = static_cast<std::size_t>(n);
+  return checked_numel("arange", {count}, element_bytes);
+}
+
+}  // namespace
 
 template <class T>
 Tensor<T> zeros(const Shape& shape, bool requires_grad) {
-  return Tensor<T>(xt::xarray<T>(xt::zeros<T>(shape)), requires_grad);
+  return Tensor<T>(filled<T>("zeros", shape, T(0)), requires_grad);
 }
 
 template <class T>
 Tensor<T> ones(const Shape& shape, bool requires_grad) {
-  return Tensor<T>(xt::xarray<T>(xt::ones<T>(shape)), requires_grad);
+  return Tensor<T>(filled<T>("ones", shape, T(1)), requires_grad);
 }
 
 template <class T>
 Tensor<T> full(const Shape& shape, T v, bool requires_grad) {
-  xt::xarray<T> a = xt::zeros<T>(shape);
-  a.fill(v);
-  return Tensor<T>(std::move(a), requires_grad);
+  return Tensor<T>(filled<T>("full", shape, v), requires_grad);
 }
 
 template <class T>
 Tensor<T> arange(T start, T stop, T step) {
-  if (!(step != T(0))) throw std::invalid_argument("arange: step must be non-zero");
-  // Count computed in double, as torch does, so arange(0, 5, 0.1) has 50 elements in float too.
-  double n = std::ceil((double(stop) - double(start)) / double(step));
-  std::size_t count = n > 0 ? static_cast<std::size_t>(n) : 0;
-  xt::xarray<T> a = xt::zeros<T>({count});
+  const std::size_t count = arange_count(start, stop, step, sizeof(T));
+  xt::xarray<T> a = xt::xarray<T>::from_shape({count});
   for (std::size_t i = 0; i < count; ++i)
     a(i) = static_cast<T>(double(start) + double(i) * double(step));
   return Tensor<T>(std::move(a));
@@ -116,7 +172,7 @@ Tensor<T> arange(T start, T stop, T step) {
 template <class T>
 Tensor<T> eye(std::size_t n, std::size_t m) {
   if (m == 0) m = n;
-  xt::xarray<T> a = xt::zeros<T>({n, m});
+  xt::xarray<T> a = filled<T>("eye", {n, m}, T(0));
   for (std::size_t i = 0; i < std::min(n, m); ++i) a(i, i) = T(1);
   return Tensor<T>(std::move(a));
 }

@@ -35,6 +35,15 @@ Shape to_shape(const S& s) {
   return Shape(s.begin(), s.end());
 }
 
+// The number of elements of `shape` (the product of its extents, 1 for a scalar), checked before
+// anything is allocated: throws std::length_error naming `op` and the shape when the product does
+// not fit in std::size_t, or when that many elements of `element_bytes` bytes each are more than
+// one allocation can hold (PTRDIFF_MAX bytes, std::allocator's limit). Without the check,
+// (2^32, 2^32) wraps around to 0 elements and (2^62,) fails inside the allocator naming nothing.
+// Every factory calls it; an op that computes a new shape calls it too, with sizeof(T):
+//   const std::size_t n = checked_numel("repeat", out_shape, sizeof(T));
+std::size_t checked_numel(const std::string& op, const Shape& shape, std::size_t element_bytes);
+
 // What every node has, whatever its element type: the tape works on these.
 class NodeBase {
  public:
@@ -46,7 +55,8 @@ class NodeBase {
   bool requires_grad = false;
   bool retains_grad = false;   // keep the grad of a non-leaf after backward (torch retain_grad)
   std::uint64_t entry_id = 0;  // id of the tape entry that made this node; 0 for a leaf
-  bool graph_freed = false;    // the entry that made this node was freed by a backward pass
+  bool graph_freed = false;  // the entry that made this node was freed (by backward or clear_tape)
+  bool graph_cleared = false;  // ... and it was clear_tape() that freed it (for the error message)
   // Serial number of the (thread-local) tape holding that entry. Tapes are numbered, not
   // identified by address: a new thread may get a dead thread's storage, hence its tape's address.
   std::uint64_t tape_serial = 0;
@@ -109,9 +119,11 @@ class Tensor {
   // A new leaf sharing nothing with the graph: same values (copied), requires_grad false.
   Tensor detach() const;
 
-  // Reverse-mode pass from this tensor; see tape.h for the contract.
+  // Reverse-mode pass from this tensor; see tape.h for the contract. `grad` is d(loss)/d(this),
+  // taken by value: pass it with std::move (or as a temporary) and it becomes the first gradient
+  // of the pass without a copy; pass an lvalue and it is copied once, as before.
   void backward(bool retain_graph = false) const;
-  void backward(const array& grad, bool retain_graph = false) const;
+  void backward(array grad, bool retain_graph = false) const;
 
   // --- identity -----------------------------------------------------------------------------
   const std::string& name() const { return node().name; }
@@ -129,6 +141,7 @@ class Tensor {
 };
 
 // --- factories (all make leaves) ------------------------------------------------------------
+// zeros, ones, full, arange and eye check their size with checked_numel before allocating.
 template <class T>
 Tensor<T> tensor(xt::xarray<T> value, bool requires_grad = false) {
   return Tensor<T>(std::move(value), requires_grad);
@@ -143,7 +156,10 @@ template <class T>
 Tensor<T> ones(const Shape& shape, bool requires_grad = false);
 template <class T>
 Tensor<T> full(const Shape& shape, T v, bool requires_grad = false);
-// 0, step, 2 step, ... below stop (torch.arange(start, stop, step) semantics).
+// start, start + step, start + 2 step, ... up to but excluding stop (torch.arange(start, stop,
+// step)): ceil((stop - start) / step) elements, none when that is <= 0. Throws
+// std::invalid_argument for a zero or non-finite step or non-finite bounds, and std::length_error
+// when the count cannot be allocated.
 template <class T>
 Tensor<T> arange(T start, T stop, T step = T(1));
 // The n x m identity (torch.eye); m = n when omitted.

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tapegrad needs, if any are missing. Idempotent and quiet when all is
 # there. Usage: bash scripts/setup.sh [extra-package ...]
+# When CXX names clang (CC=clang CXX=clang++ bash scripts/test.sh), clang and its OpenMP runtime
+# (libomp-dev, which gcc does not need) are installed too.
 set -euo pipefail
 
 packages=(g++ cmake make libxtensor-dev libxtensor-blas-dev libopenblas-dev googletest libgtest-dev
-          libbenchmark-dev libcli11-dev nlohmann-json3-dev gnuplot-nox "$@")
+          libcli11-dev nlohmann-json3-dev gnuplot-nox "$@")
+case "${CXX:-}" in
+  *clang*) packages+=(clang libomp-dev) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -12,11 +12,20 @@
 
 using namespace tapegrad;
 
+// gcc defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang answers __has_feature instead.
+#if defined(__SANITIZE_ADDRESS__)
+#define TAPEGRAD_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TAPEGRAD_UNDER_ASAN 1
+#endif
+#endif
+
 namespace {
 
 // Sanitizer builds run the same loops ~20x slower; 10^4 iterations still cross the tape's sweep
 // threshold (1024 entries) many times, which is what the loops are about.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(TAPEGRAD_UNDER_ASAN)
 constexpr int kLoop = 10'000;
 #else
 constexpr int kLoop = 100'000;

@@ -8,28 +8,9 @@
 #include "autograd/tape.h"
 #include "ops/elementwise.h"
 #include "ops/reduction.h"
+#include "throws_with.h"
 
 using namespace tapegrad;
-
-namespace {
-
-// Passes when `f` throws E whose message contains `part`.
-template <class E, class F>
-::testing::AssertionResult throws_with(F&& f, const std::string& part) {
-  try {
-    f();
-  } catch (const E& e) {
-    if (std::string(e.what()).find(part) == std::string::npos)
-      return ::testing::AssertionFailure()
-             << "message \"" << e.what() << "\" lacks \"" << part << "\"";
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw the wrong type: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
-
-}  // namespace
 
 TEST(Tape, SquarePlusLinear) {
   auto x = scalar<double>(2.0, true);
@@ -219,6 +200,22 @@ TEST(RetainGraph, SecondBackwardThrowsMentioningRetainGraph) {
   EXPECT_TRUE(throws_with<std::logic_error>([&] { y.backward(); }, "retain_graph"));
 }
 
+// clear_tape() is not a second backward: the message says what happened.
+TEST(ClearTape, BackwardAfterItSaysClearTape) {
+  auto x = scalar<double>(2.0, true);
+  auto y = x * x;
+  clear_tape();
+  EXPECT_TRUE(throws_with<std::logic_error>([&] { y.backward(); }, "clear_tape()"));
+  try {
+    y.backward();
+  } catch (const std::logic_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("second time"), std::string::npos) << e.what();
+  }
+  // A new graph through y reaches the dropped graph too, and says so.
+  auto z = y * 3.0 + x;
+  EXPECT_TRUE(throws_with<std::logic_error>([&] { z.backward(); }, "clear_tape()"));
+}
+
 TEST(RetainGraph, KeepsTheGraphForASecondBackward) {
   auto x = scalar<double>(2.0, true);
   auto y = x * x * 3.0;
@@ -266,6 +263,39 @@ TEST(NonLeafGrad, RetainedLossGradIsTheSeed) {
   y.backward(xt::xarray<double>(0.5));
   EXPECT_DOUBLE_EQ(y.grad()(), 0.5);
   EXPECT_DOUBLE_EQ(x.grad()(), 1.0);
+}
+
+// --- the seed of backward(grad) -------------------------------------------------------------
+
+// backward(std::move(g)) hands g's buffer to the loss's grad: the caller's gradient is not copied
+// (the same data pointer comes out), for a leaf and for a retained non-leaf loss.
+TEST(BackwardSeed, MovedGradientIsNotCopied) {
+  auto x = tensor<double>({1.0, 2.0, 3.0}, true);
+  xt::xarray<double> g = {0.5, 1.0, 2.0};
+  const double* buffer = g.data();
+  x.backward(std::move(g));
+  EXPECT_EQ(x.grad().data(), buffer);
+
+  auto h = tensor<double>({1.0, 2.0, 3.0}, true);
+  auto y = h * 2.0;
+  y.retain_grad();
+  xt::xarray<double> gy = {1.0, 10.0, 100.0};
+  const double* buffer_y = gy.data();
+  y.backward(std::move(gy));
+  EXPECT_EQ(y.grad().data(), buffer_y);
+  EXPECT_DOUBLE_EQ(h.grad()(2), 200.0);  // d(2h)/dh = 2, times the seed
+}
+
+// An lvalue gradient is copied once and left as it was: the caller may reuse it.
+TEST(BackwardSeed, LvalueGradientIsCopiedAndKept) {
+  auto x = tensor<double>({1.0, 2.0}, true);
+  auto y = x * 3.0;
+  y.retain_grad();
+  const xt::xarray<double> g = {1.0, -1.0};
+  y.backward(g);
+  EXPECT_NE(y.grad().data(), g.data());
+  EXPECT_DOUBLE_EQ(g(1), -1.0);
+  EXPECT_DOUBLE_EQ(x.grad()(1), -3.0);
 }
 
 // A leaf "loss" is its own gradient.
