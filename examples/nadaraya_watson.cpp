@@ -25,6 +25,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <xtensor/xview.hpp>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -342,6 +344,23 @@ bool stage_outputs(OutputTransaction& outputs, const PlotData& plot, const nlohm
   return plots && draw_figures(outputs, plot);
 }
 
+// --graph: the tape of one training step of the chapter's composed model (on the first 20 training
+// points, so that the picture stays readable; its shapes say so), staged as graph.dot and, when
+// Graphviz is installed, graph.png.
+template <class T>
+void stage_graph(OutputTransaction& outputs, const DataTensors<T>& tensors, double w_init,
+                 bool leave_one_out) {
+  const std::size_t n = std::min<std::size_t>(tensors.x_train.size(), 20);
+  const Tensor<T> x(xt::xarray<T>(xt::view(tensors.x_train.value(), xt::range(0, n))));
+  const Tensor<T> y(xt::xarray<T>(xt::view(tensors.y_train.value(), xt::range(0, n))));
+  NWKernelRegression<T> net(static_cast<T>(w_init));
+  auto [keys, values] = training_keys_values(x, y, leave_one_out);
+  const Tensor<T> loss = sum(mse_loss(net(x, keys, values), y, "none") * T(0.5));
+  const GraphFiles files = write_graph(outputs.staging_dir().string(), loss);
+  outputs.add_written("graph.dot");
+  if (!files.png.empty()) outputs.add_written("graph.png");
+}
+
 // ---- the run: load, pool, train, predict, write ------------------------------------------------
 
 template <class T>
@@ -372,6 +391,7 @@ int run(const Options& options) {
       outputs, plot,
       training_json(options, data, training, model.w_init, model.epochs_before, fused),
       !options.no_plots);
+  if (options.graph) stage_graph(outputs, tensors, model.w_init, !options.keep_self);
   if (!options.save_path.empty()) {
     const nlohmann::json meta = {{"epochs_done", model.epochs_before + options.epochs},
                                  {"dtype", options.dtype},

@@ -44,6 +44,10 @@ void add_flags(CLI::App& app, Options& options) {
                  "write w and the optimizer state to this checkpoint after training");
   app.add_option("--resume", options.resume_path,
                  "start from this checkpoint (--epochs counts the new epochs)");
+  app.add_flag(
+      "--graph", options.graph,
+      "also write graph.dot (and graph.png, with Graphviz's dot) of one training step of the "
+      "composed model on the first 20 training points: the tape that backward walks");
   app.add_flag("--keep-self", options.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
 }

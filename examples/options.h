@@ -48,6 +48,7 @@ struct Options {
   int threads = 0;  // 0: OpenMP's default
   long memory_budget_mib = 1024;
   bool no_plots = false, keep_self = false;
+  bool graph = false;  // write graph.dot (and graph.png) of one composed training step
 };
 
 // Declares every flag of `options` on `app`, with its help text and default.

@@ -78,8 +78,13 @@ std::string describe_wait_status(int status) {
 }
 
 std::vector<std::string> OutputTransaction::output_names() {
-  std::vector<std::string> names = {"predictions.csv", "attention_nonparametric.csv",
-                                    "attention_parametric.csv", "training.json", "plots.gp"};
+  std::vector<std::string> names = {"predictions.csv",
+                                    "attention_nonparametric.csv",
+                                    "attention_parametric.csv",
+                                    "training.json",
+                                    "plots.gp",
+                                    "graph.dot",
+                                    "graph.png"};
   for (const auto& f : figure_files()) names.push_back(f);
   return names;
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(g++ cmake make libxtensor-dev libxtensor-blas-dev libopenblas-dev googletest libgtest-dev
-          libcli11-dev nlohmann-json3-dev gnuplot-nox "$@")
+          libcli11-dev nlohmann-json3-dev gnuplot-nox graphviz pkg-config "$@")
 case "${CXX:-}" in
   *clang*) packages+=(clang libomp-dev) ;;
 esac
