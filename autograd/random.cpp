@@ -16,9 +16,12 @@ Rng& generator() {
   return rng;
 }
 
-// A tensor of `shape` whose elements, in row-major order, are draw() rounded to T.
+// A tensor of `shape` whose elements, in row-major order, are draw() rounded to T. `factory` names
+// the caller in the error for a shape too large to allocate (checked_numel).
 template <class T>
-Tensor<T> fill(const Shape& shape, bool requires_grad, const std::function<double()>& draw) {
+Tensor<T> fill(const char* factory, const Shape& shape, bool requires_grad,
+               const std::function<double()>& draw) {
+  checked_numel(factory, shape, sizeof(T));
   xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
   for (T& v : a) v = static_cast<T>(draw());
   return Tensor<T>(std::move(a), requires_grad);
@@ -32,12 +35,12 @@ void manual_seed(std::uint64_t seed) {
 
 template <class T>
 Tensor<T> randn(const Shape& shape, bool requires_grad) {
-  return fill<T>(shape, requires_grad, [] { return generator().normal(); });
+  return fill<T>("randn", shape, requires_grad, [] { return generator().normal(); });
 }
 
 template <class T>
 Tensor<T> rand(const Shape& shape, bool requires_grad) {
-  return fill<T>(shape, requires_grad, [] { return generator().uniform(); });
+  return fill<T>("rand", shape, requires_grad, [] { return generator().uniform(); });
 }
 
 template <class T>
@@ -48,7 +51,7 @@ Tensor<T> randint(std::int64_t low, std::int64_t high, const Shape& shape) {
   // floor(u * range) with u a 53-bit uniform: exact integers, and the bias is below
   // range / 2^53 (nothing for the ranges a tensor of doubles can hold exactly).
   const double range = static_cast<double>(high - low);
-  return fill<T>(shape, false, [=] {
+  return fill<T>("randint", shape, false, [=] {
     const double k = std::floor(generator().uniform() * range);
     return static_cast<double>(low) + std::fmin(k, range - 1.0);
   });

@@ -1,5 +1,7 @@
 #include "autograd/tensor.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -39,6 +41,18 @@ std::size_t checked_numel(const std::string& op, const Shape& shape, std::size_t
     throw std::length_error(op + ": shape " + shape_str(shape) + " has " + std::to_string(count) +
                             " elements of " + std::to_string(element_bytes) +
                             " bytes, more than one allocation can hold");
+  // More bytes than the machine has memory can never be allocated: say so by name here, rather
+  // than a bare std::bad_alloc later.
+  const long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGESIZE);
+  const double bytes = double(count) * double(element_bytes);
+  const double memory = double(pages) * double(page_bytes);
+  if (pages > 0 && page_bytes > 0 && bytes > memory) {
+    std::ostringstream os;
+    os.precision(3);
+    os << op << ": shape " << shape_str(shape) << " needs " << bytes / (1 << 30)
+       << " GiB, more than this machine's memory (" << memory / (1 << 30) << " GiB)";
+    throw std::length_error(os.str());
+  }
   return count;
 }
 

@@ -1,6 +1,7 @@
 // Small helpers every op file uses: argument checks with messages that name the op and the shapes.
 #pragma once
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -42,6 +43,15 @@ void check_dim(const std::string& op, const Tensor<T>& t, std::size_t dim, const
   if (t.dim() != dim)
     throw std::invalid_argument(op + ": expected " + what + " to have " + std::to_string(dim) +
                                 " dimensions, got " + describe(t));
+}
+
+// a * b for an extent of an output shape, or std::length_error naming the op when the product does
+// not fit in std::size_t (a wrapped extent would silently make a small or empty tensor).
+inline std::size_t checked_extent(const std::string& op, std::size_t a, std::size_t b) {
+  if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a)
+    throw std::length_error(op + ": an output extent " + std::to_string(a) + " x " +
+                            std::to_string(b) + " is more than std::size_t can count");
+  return a * b;
 }
 
 }  // namespace tapegrad

@@ -56,8 +56,9 @@ Tensor<T> repeat(const Tensor<T>& a, const std::vector<std::size_t>& reps) {
     expanded.push_back(reps[i]);
     expanded.push_back(s[i]);
     copy_axes.push_back(2 * i);
-    out_shape.push_back(reps[i] * s[i]);
+    out_shape.push_back(checked_extent("repeat", reps[i], s[i]));
   }
+  checked_numel("repeat", out_shape, sizeof(T));
   return copy_by_broadcast("repeat", a, view, expanded, copy_axes, out_shape);
 }
 
@@ -79,7 +80,8 @@ Tensor<T> repeat_interleave(const Tensor<T>& a, std::size_t repeats, std::option
   const AxisSplit sp = split_at_axis(s, ax);
   const std::size_t r = repeats;
   Shape out_shape = s;
-  out_shape[ax] *= r;
+  out_shape[ax] = checked_extent("repeat_interleave", out_shape[ax], r);
+  checked_numel("repeat_interleave", out_shape, sizeof(T));
   xt::xarray<T> v = xt::xarray<T>::from_shape(out_shape);
   kernels::repeat_interleave(a.value().data(), v.data(), sp, r);
   return record<T>("repeat_interleave", std::move(v), {a}, [a, sp, r](const Node<T>& out) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "autograd/tensor.h"
+#include "tapegrad.h"
 #include "throws_with.h"
 
 using namespace tapegrad;
@@ -88,6 +89,26 @@ TEST(FactoryBounds, ArangeRejectsNonFiniteBoundsAndStep) {
                                                  "arange: step must be finite and non-zero"));
   EXPECT_TRUE(throws_with<std::invalid_argument>([] { arange<double>(0.0, 1.0, 0.0); }, "step"));
   EXPECT_TRUE(throws_with<std::invalid_argument>([] { arange<double>(0.0, 1.0, -kInf); }, "step"));
+}
+
+// Ops that allocate an output larger than their input (repeat, repeat_interleave) and the random
+// factories check the same way: an extent that wraps, a product that overflows, or more bytes than
+// the machine has all name the op, never a silent empty tensor or a bare std::bad_alloc.
+TEST(OpSizes, RepeatAndRandomFactoriesNameThemselves) {
+  const Tensor<double> x(xt::xarray<double>{1.0, 2.0});
+  EXPECT_TRUE(throws_with<std::length_error>([&] { repeat(x, {k2to62, 4}); }, "repeat"));
+  EXPECT_TRUE(throws_with<std::length_error>([&] { repeat(x, {std::size_t(1) << 40}); },
+                                             "more than this machine's memory"));
+  EXPECT_TRUE(
+      throws_with<std::length_error>([&] { repeat_interleave(x, k2to62); }, "repeat_interleave"));
+  EXPECT_TRUE(throws_with<std::length_error>([] { randn<double>({k2to32, k2to32}); }, "randn"));
+  EXPECT_TRUE(throws_with<std::length_error>([] { rand<float>({k2to62}); }, "rand"));
+  EXPECT_TRUE(throws_with<std::length_error>(
+      [] {
+        randint<double>(0, 3, {k2to32, k2to32});
+      },
+      "randint"));
+  EXPECT_EQ(repeat(x, {3, 2}).size(), 12u);  // ordinary sizes are untouched
 }
 
 // The ordinary cases still give torch's counts, including an empty range.
