@@ -8,6 +8,7 @@
 
 #include "ops/kernels/exp.h"
 #include "ops/kernels/parallel.h"
+#include "ops/kernels/softmax.h"
 
 namespace tapegrad::kernels {
 
@@ -59,60 +60,24 @@ KeyWindow key_window(const std::vector<T>& key, T q, T w, std::size_t skip, T ne
   return win;
 }
 
-// The sums of a row: Z = sum_t e_t and F = sum_t e_t v_t.
+// One query row: the window, and for its keys t = s - lo the excess[t] and the softmax weights
+// p[t] = softmax_t(logit_t), through the library's one stable softmax (kernels/softmax.h; the
+// skipped key's logit is -inf, so its weight is exactly 0). The row's maximum logit is known, 0 at
+// the nearest key, so the softmax skips its search for it.
 template <class T>
-struct RowSums {
-  T Z = 0, F = 0;
-};
-
-// e[t] = exp(-(w^2 / 2) excess[t]) over t in [from, to) for the keys k[t] (values v[t]); adds
-// their sums to `sums`.
-template <class T>
-void exp_logits(T q, const T* k, const T* v, T nearest, std::size_t from, std::size_t to, T w,
-                T* excess, T* e, RowSums<T>& sums) {
-  T Z = 0, F = 0;
-#pragma omp simd reduction(+ : Z, F)
-  for (std::size_t t = from; t < to; ++t) {
-    const T dist = std::abs(q - k[t]);
-    excess[t] = (dist - nearest) * (dist + nearest);
-    e[t] = fast_exp(gaussian_logit(dist, nearest, w));
-    Z += e[t];
-    F += e[t] * v[t];
-  }
-  sums.Z += Z, sums.F += F;
-}
-
-// One query row: the window, excess[t] and e[t] = exp(logit_t) for its keys t = s - lo (e = 0 at
-// the skipped key), and the sums Z = sum e, F = sum e v. e is the numerator of the stable softmax
-// with the row's maximum already subtracted: the nearest key's logit is exactly 0 and no logit is
-// above it, so Z >= 1, the weights are p[t] = e[t] / Z and the output is f = F / Z.
-template <class T>
-KeyWindow row_exp(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* e,
-                  RowSums<T>& sums) {
+KeyWindow row_weights(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* p) {
   const T nearest = nearest_distance(keys.key, q, skip);
   const KeyWindow win = key_window(keys.key, q, w, skip, nearest);
   const T* k = keys.key.data() + win.lo;
-  const T* v = keys.value.data() + win.lo;
   const std::size_t len = win.hi - win.lo;
-  if (win.skip == kNoSkip) {
-    exp_logits(q, k, v, nearest, 0, len, w, excess, e, sums);
-  } else {  // the skipped key's logit is -inf: weight 0
-    const std::size_t at = win.skip - win.lo;
-    exp_logits(q, k, v, nearest, 0, at, w, excess, e, sums);
-    exp_logits(q, k, v, nearest, at + 1, len, w, excess, e, sums);
-    excess[at] = e[at] = 0;
-  }
-  return win;
-}
-
-// The same row's softmax weights p[t] = e[t] / Z.
-template <class T>
-KeyWindow row_weights(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* p) {
-  RowSums<T> sums;
-  const KeyWindow win = row_exp(keys, q, w, skip, excess, p, sums);
-  const T inv = T(1) / sums.Z;
 #pragma omp simd
-  for (std::size_t t = 0; t < win.hi - win.lo; ++t) p[t] *= inv;
+  for (std::size_t t = 0; t < len; ++t) {
+    const T dist = std::abs(q - k[t]);
+    excess[t] = (dist - nearest) * (dist + nearest);
+    p[t] = gaussian_logit(dist, nearest, w);
+  }
+  if (win.skip != kNoSkip) p[win.skip - win.lo] = -std::numeric_limits<T>::infinity();
+  softmax_row_from_max(p, T(0), p, len);
   return win;
 }
 
@@ -121,23 +86,32 @@ inline bool worth_parallel(std::size_t n, std::size_t m) {
   return n * m >= kParallelGrain;
 }
 
-// slope_w = sum_t p_t (v_t - f) excess_t and slope_q = sum_t p_t (v_t - f) (q - k_t), with
-// p_t = e_t / Z: a second pass once f is known (no cancellation between large sums).
+// f = sum_t p_t v_t over the row's window.
 template <class T>
-void row_slopes(const SortedKeys<T>& keys, T q, const KeyWindow& win, const T* excess, const T* e,
-                T Z, T f_row, T& slope_w, T& slope_q) {
+T row_pool(const SortedKeys<T>& keys, const KeyWindow& win, const T* p) {
+  const T* v = keys.value.data() + win.lo;
+  T f = 0;
+#pragma omp simd reduction(+ : f)
+  for (std::size_t t = 0; t < win.hi - win.lo; ++t) f += p[t] * v[t];
+  return f;
+}
+
+// slope_w = sum_t p_t (v_t - f) excess_t and slope_q = sum_t p_t (v_t - f) (q - k_t): a second
+// pass once f is known (no cancellation between large sums).
+template <class T>
+void row_slopes(const SortedKeys<T>& keys, T q, const KeyWindow& win, const T* excess, const T* p,
+                T f_row, T& slope_w, T& slope_q) {
   const T* v = keys.value.data() + win.lo;
   const T* k = keys.key.data() + win.lo;
   const std::size_t len = win.hi - win.lo;
-  const T inv_Z = T(1) / Z;
   T sw = 0, sq = 0;
 #pragma omp simd reduction(+ : sw, sq)
   for (std::size_t t = 0; t < len; ++t) {
-    const T weighted = e[t] * (v[t] - f_row);
+    const T weighted = p[t] * (v[t] - f_row);
     sw += weighted * excess[t];
     sq += weighted * (q - k[t]);
   }
-  slope_w = sw * inv_Z, slope_q = sq * inv_Z;
+  slope_w = sw, slope_q = sq;
 }
 
 }  // namespace
@@ -152,17 +126,16 @@ PoolRows<T> gaussian_pool_rows(const T* queries, std::size_t n, const SortedKeys
   if (want_slopes) rows.slope_w.resize(n), rows.slope_q.resize(n), rows.has_slopes = true;
 #pragma omp parallel if (worth_parallel(n, m))
   {
-    std::vector<T> excess(m), e(m);  // this thread's row buffers
+    std::vector<T> excess(m), p(m);  // this thread's row buffers
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
       const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      RowSums<T> sums;
-      const KeyWindow win = row_exp(keys, queries[i], w, skip, excess.data(), e.data(), sums);
-      rows.f[i] = sums.F / sums.Z;
+      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), p.data());
+      rows.f[i] = row_pool(keys, win, p.data());
       if (want_slopes)
-        row_slopes(keys, queries[i], win, excess.data(), e.data(), sums.Z, rows.f[i],
-                   rows.slope_w[i], rows.slope_q[i]);
+        row_slopes(keys, queries[i], win, excess.data(), p.data(), rows.f[i], rows.slope_w[i],
+                   rows.slope_q[i]);
     }
   }
   return rows;

@@ -142,7 +142,11 @@ void log_softmax_columns_backward(const T* y, const T* g, T* d, std::size_t len,
 
 template <class T>
 void softmax_row(const T* logits, T* out, std::size_t len) {
-  const T m = row_max(logits, len);
+  softmax_row_from_max(logits, row_max(logits, len), out, len);
+}
+
+template <class T>
+void softmax_row_from_max(const T* logits, T m, T* out, std::size_t len) {
   const T inv_z = T(1) / exp_shifted_sum(logits, m, out, len);  // out = exp(x - m)
 #pragma omp simd
   for (std::size_t k = 0; k < len; ++k) out[k] *= inv_z;
@@ -220,6 +224,7 @@ void log_softmax_backward(const T* y, const T* grad, T* grad_in, const AxisSplit
 
 #define TAPEGRAD_INSTANTIATE(T)                                                \
   template void softmax_row(const T*, T*, std::size_t);                        \
+  template void softmax_row_from_max(const T*, T, T*, std::size_t);            \
   template void softmax_row_backward(const T*, const T*, T*, std::size_t);     \
   template void log_softmax_row(const T*, T*, std::size_t);                    \
   template void log_softmax_row_backward(const T*, const T*, T*, std::size_t); \

@@ -26,6 +26,11 @@ namespace kernels {
 template <class T>
 void softmax_row(const T* logits, T* out, std::size_t len);
 
+// Its second half, for a caller that already knows the row's maximum m (the fused attention op:
+// the nearest key's logit is 0 by construction): out[k] = exp(logits[k] - m) / sum_j exp(...).
+template <class T>
+void softmax_row_from_max(const T* logits, T m, T* out, std::size_t len);
+
 // The backward of one row: grad_in[k] = y[k] (grad[k] - sum_j grad[j] y[j]), y = softmax output.
 template <class T>
 void softmax_row_backward(const T* y, const T* grad, T* grad_in, std::size_t len);
