@@ -195,18 +195,37 @@ void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys
   }
 }
 
+namespace {
+
+// min_j |x[j]|, in kLanes running minima (x[j] to lane j % kLanes) combined at the end: an
+// elementwise lane update that gcc and clang both vectorise, where a min reduction over one
+// accumulator is not vectorised by clang without -ffast-math (see row_max in softmax.cpp).
+template <class T>
+T min_abs(const T* x, std::size_t len) {
+  constexpr std::size_t kLanes = 64 / sizeof(T);
+  T lane[kLanes];
+  std::fill(lane, lane + kLanes, std::numeric_limits<T>::infinity());
+  std::size_t j = 0;
+  for (; j + kLanes <= len; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T a = std::abs(x[j + l]);
+      lane[l] = a < lane[l] ? a : lane[l];
+    }
+  for (; j < len; ++j) lane[0] = std::abs(x[j]) < lane[0] ? std::abs(x[j]) : lane[0];
+  T smallest = lane[0];
+  for (std::size_t l = 1; l < kLanes; ++l) smallest = lane[l] < smallest ? lane[l] : smallest;
+  return smallest;
+}
+
+}  // namespace
+
 template <class T>
 void gaussian_logits(const T* d, std::size_t n, std::size_t m, T w, T* logits, T* nearest) {
 #pragma omp parallel for schedule(static) if (worth_parallel(n, m))
   for (long il = 0; il < static_cast<long>(n); ++il) {
     const T* row = d + static_cast<std::size_t>(il) * m;
     T* out = logits + static_cast<std::size_t>(il) * m;
-    T closest = std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(min : closest)
-    for (std::size_t j = 0; j < m; ++j) {
-      const T dist = std::abs(row[j]);
-      closest = dist < closest ? dist : closest;
-    }
+    const T closest = min_abs(row, m);
     nearest[il] = closest;
 #pragma omp simd
     for (std::size_t j = 0; j < m; ++j) out[j] = gaussian_logit(std::abs(row[j]), closest, w);
