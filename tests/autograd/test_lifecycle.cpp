@@ -12,14 +12,7 @@
 
 using namespace tapegrad;
 
-// gcc defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang answers __has_feature instead.
-#if defined(__SANITIZE_ADDRESS__)
-#define TAPEGRAD_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TAPEGRAD_UNDER_ASAN 1
-#endif
-#endif
+#include "tests/sanitizer.h"
 
 namespace {
 

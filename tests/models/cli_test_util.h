@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -87,6 +88,16 @@ inline std::vector<std::string> files_in(const fs::path& dir) {
   if (!fs::exists(dir)) return names;
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
   return names;
+}
+
+// Every file under `dir` (recursively) with its bytes.
+inline std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  if (!fs::exists(dir)) return files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    files[fs::relative(e.path(), dir).string() + (e.is_directory() ? "/" : "")] =
+        e.is_regular_file() ? slurp(e.path()) : "";
+  return files;
 }
 
 // The lines "epoch k, loss L" of stdout, in order.

@@ -23,14 +23,6 @@ using namespace tapegrad::testutil;
 
 namespace {
 
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  if (!fs::exists(dir)) return files;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    files[fs::relative(e.path(), dir).string()] = e.is_regular_file() ? slurp(e.path()) : "/";
-  return files;
-}
-
 std::size_t csv_rows(const std::string& text) {
   return count_lines(text);
 }

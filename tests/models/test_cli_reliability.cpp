@@ -21,16 +21,6 @@ using namespace tapegrad::testutil;
 
 namespace {
 
-// Every file under `dir` (recursively) with its bytes.
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  if (!fs::exists(dir)) return files;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    files[fs::relative(e.path(), dir).string() + (e.is_directory() ? "/" : "")] =
-        e.is_regular_file() ? slurp(e.path()) : "";
-  return files;
-}
-
 // Files the program left in `dir` besides `expected` and the captured stdout/stderr: staging
 // directories, temporaries.
 std::vector<std::string> debris(const fs::path& dir, const std::vector<std::string>& expected) {

@@ -25,12 +25,13 @@
 #include "models/nadaraya_watson.h"
 #include "models/sgd.h"
 #include "tapegrad.h"
+#include "tests/sanitizer.h"
 
 using namespace tapegrad;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(TAPEGRAD_UNDER_ASAN)
 constexpr int kCases = 150;
 #else
 constexpr int kCases = 1500;

@@ -18,6 +18,7 @@
 #include "autograd/gradcheck.h"
 #include "ops/shape_utils.h"
 #include "tapegrad.h"
+#include "tests/sanitizer.h"
 
 using namespace tapegrad;
 
@@ -25,7 +26,7 @@ namespace {
 
 using Vec = std::vector<Tensor<double>>;
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(TAPEGRAD_UNDER_ASAN)
 constexpr int kCases = 4000;
 #else
 constexpr int kCases = 20000;
