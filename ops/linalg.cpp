@@ -4,10 +4,49 @@
 #include <xtensor/xmanipulation.hpp>
 
 #include "ops/common.h"
+#include "ops/elementwise.h"
 #include "ops/kernels/linalg.h"
 #include "ops/shape.h"
 
 namespace tapegrad {
+
+namespace {
+
+// (..., n, m) @ (..., m, p) with broadcast batch dimensions, from ops: each operand is broadcast
+// to the common batch shape (adding zeros of that shape: add's backward sums the gradient back
+// over the broadcast axes), flattened to (B, n, m) and (B, m, p), multiplied by bmm, and the
+// result reshaped to (..., n, p). 1-D operands are promoted as in the 2-D case.
+template <class T>
+Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  if (a.dim() == 1) return squeeze(batched_matmul(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(batched_matmul(a, unsqueeze(b, 1)), -1);
+  const Shape sa = a.shape(), sb = b.shape();
+  const std::size_t n = sa[sa.size() - 2], m = sa.back(), p = sb.back();
+  if (m != sb[sb.size() - 2])
+    throw std::invalid_argument("matmul: shapes " + describe(a) + " and " + describe(b) +
+                                " cannot be multiplied (" + std::to_string(m) + " vs " +
+                                std::to_string(sb[sb.size() - 2]) + ")");
+  Shape batch;
+  try {
+    batch = broadcast_shapes("matmul", Shape(sa.begin(), sa.end() - 2),
+                             Shape(sb.begin(), sb.end() - 2));
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("matmul: the batch dimensions of " + describe(a) + " and " +
+                                describe(b) + " cannot be broadcast together");
+  }
+  auto to_batch = [&](const Tensor<T>& x, std::size_t rows, std::size_t cols) {
+    Shape full = batch;
+    full.push_back(rows), full.push_back(cols);
+    const Tensor<T> expanded =
+        x.shape() == full ? x : x + Tensor<T>(xt::xarray<T>(xt::zeros<T>(full)));
+    return reshape(expanded, {-1, static_cast<long>(rows), static_cast<long>(cols)});
+  };
+  std::vector<long> out_shape(batch.begin(), batch.end());
+  out_shape.push_back(static_cast<long>(n)), out_shape.push_back(static_cast<long>(p));
+  return reshape(bmm(to_batch(a, n, m), to_batch(b, m, p)), out_shape);
+}
+
+}  // namespace
 
 // self: grad @ other^T        other: self^T @ grad
 template <class T>
@@ -15,9 +54,10 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   check_defined("matmul", a);
   check_defined("matmul", b);
   const Shape sa = a.shape(), sb = b.shape();
-  if (sa.empty() || sb.empty() || sa.size() > 2 || sb.size() > 2)
-    throw std::invalid_argument("matmul: supports 1-D and 2-D operands, got " + describe(a) +
-                                " and " + describe(b) + " (use bmm for batches)");
+  if (sa.empty() || sb.empty())
+    throw std::invalid_argument("matmul: both operands need at least one dimension, got " +
+                                describe(a) + " and " + describe(b));
+  if (sa.size() > 2 || sb.size() > 2) return batched_matmul(a, b);
   const std::size_t ka = sa.back(), kb = sb[0];  // (m,) or (m, p): m is the first extent
   if (ka != kb)
     throw std::invalid_argument("matmul: shapes " + describe(a) + " and " + describe(b) +

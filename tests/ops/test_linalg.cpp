@@ -152,6 +152,55 @@ TEST(LinalgGradcheck, NonUniformUpstreamGradient) {
 
 // --- errors ---------------------------------------------------------------------------------
 
+// --- N-D matmul: torch's broadcast batch dimensions ---------------------------------------------
+
+// Every (batch index) slice of matmul(a, b) is the 2-D product of the broadcast slices of a and b;
+// shapes follow torch: batch dimensions broadcast, 1-D operands promoted and their axis removed.
+TEST(MatmulND, BroadcastBatchesMatchPerSliceProducts) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(-1, 1);
+  auto random = [&](const Shape& s) {
+    xt::xarray<double> v = xt::zeros<double>(s);
+    for (auto& e : v) e = u(rng);
+    return Tensor<double>(v, true);
+  };
+  const auto a = random({2, 1, 3, 4}), b = random({5, 4, 2});  // batch (2, 1) with (5,) -> (2, 5)
+  const auto c = matmul(a, b);
+  ASSERT_EQ(c.shape(), (Shape{2, 5, 3, 2}));
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t j = 0; j < 5; ++j) {
+      const xt::xarray<double> slice_a = xt::view(a.value(), i, 0);
+      const xt::xarray<double> slice_b = xt::view(b.value(), j);
+      const auto want = matmul(Tensor<double>(slice_a), Tensor<double>(slice_b)).value();
+      const xt::xarray<double> got = xt::view(c.value(), i, j);
+      EXPECT_TRUE(xt::allclose(got, want, 1e-14, 1e-14)) << i << ", " << j;
+    }
+  EXPECT_EQ(matmul(random({4}), random({3, 4, 2})).shape(), (Shape{3, 2}));
+  EXPECT_EQ(matmul(random({3, 2, 4}), random({4})).shape(), (Shape{3, 2}));
+  // Attention's scores on (b, h, n, d): matmul(q, k^T) with transpose(k, -2, -1).
+  const auto q = random({2, 3, 5, 4}), k = random({2, 3, 6, 4});
+  EXPECT_EQ(matmul(q, transpose(k, -2, -1)).shape(), (Shape{2, 3, 5, 6}));
+}
+
+TEST(MatmulND, Gradcheck) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<double> u(-1, 1);
+  auto random = [&](const Shape& s) {
+    xt::xarray<double> v = xt::zeros<double>(s);
+    for (auto& e : v) e = u(rng);
+    return Tensor<double>(v, true);
+  };
+  auto mm = [](const std::vector<Tensor<double>>& in) { return matmul(in[0], in[1]); };
+  for (auto [sa, sb] : std::vector<std::pair<Shape, Shape>>{{{2, 3, 4}, {4, 2}},
+                                                            {{3, 4}, {2, 4, 2}},
+                                                            {{2, 1, 2, 3}, {3, 3, 2}},
+                                                            {{3}, {2, 3, 2}},
+                                                            {{2, 2, 3}, {3}}}) {
+    EXPECT_TRUE(gradcheck_passes(mm, {random(sa), random(sb)}))
+        << shape_str(sa) << " @ " << shape_str(sb);
+  }
+}
+
 TEST(LinalgErrors, MessagesNameOpAndBothShapes) {
   const auto m23 = zeros<double>({2, 3}), m45 = zeros<double>({4, 5});
   EXPECT_TRUE(throws_invalid_argument([&] { matmul(m23, m45); }, {"matmul", "(2, 3)", "(4, 5)"}));
@@ -161,9 +210,14 @@ TEST(LinalgErrors, MessagesNameOpAndBothShapes) {
                                       {"matmul", "(4,)", "(2, 3)"}));
   EXPECT_TRUE(throws_invalid_argument(
       [&] {
-        matmul(zeros<double>({2, 2, 2}), m23);
+        matmul(zeros<double>({2, 2, 2}), m45);
       },
-      {"matmul", "(2, 2, 2)", "(2, 3)", "bmm"}));
+      {"matmul", "(2, 2, 2)", "(4, 5)"}));
+  EXPECT_TRUE(throws_invalid_argument(
+      [&] {
+        matmul(zeros<double>({2, 2, 3}), zeros<double>({4, 3, 5}));
+      },
+      {"matmul", "(2, 2, 3)", "(4, 3, 5)"}));
   EXPECT_TRUE(throws_invalid_argument([&] { matmul(scalar<double>(1.0), m23); },
                                       {"matmul", "()", "(2, 3)"}));
   EXPECT_TRUE(throws_invalid_argument(
