@@ -44,7 +44,7 @@ gcc_dir=${BUILD_DIR:-build-bench}
 gxx=$(command -v "${CXX:-g++}")
 build "$gcc_dir" "tapegrad_bench and nadaraya_watson ($gxx)" -S . -DCMAKE_CXX_COMPILER="$gxx" \
   -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_BENCH=ON -- tapegrad_bench nadaraya_watson
-run_args=(--bin "$gcc_dir/bench/tapegrad_bench" --program "$gcc_dir/examples/nadaraya_watson")
+run_args=(--bin "$gcc_dir/bench/tapegrad_bench" --program "$gcc_dir/nadaraya_watson")
 
 clang_dir=${CLANG_BUILD_DIR:-build-bench-clang}
 if command -v clang++ >/dev/null; then
