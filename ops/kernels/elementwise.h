@@ -45,6 +45,36 @@ xt::xarray<T> rows(const xt::xarray<T>& a, const xt::xarray<T>& row, F f) {
   return out;
 }
 
+// out[r, j] = f(col[r], row[j]): a column against a row, the outer-product broadcast of
+// x_query[:, None] - x_train[None, :] (nadaraya_watson()'s differences), without materialising
+// either operand at the result's shape.
+template <class T, class F>
+xt::xarray<T> outer(const xt::xarray<T>& col, const xt::xarray<T>& row, const Shape& s, F f) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape(s);
+  const std::size_t len = row.size(), nrows = col.size();
+  const T *c = col.data(), *y = row.data();
+  T* o = out.data();
+#pragma omp parallel for if (nrows * len >= kParallelGrain)
+  for (long r = 0; r < static_cast<long>(nrows); ++r) {
+    const T x = c[r];
+    T* orow = o + r * len;
+    for (std::size_t j = 0; j < len; ++j) orow[j] = f(x, y[j]);
+  }
+  return out;
+}
+
+// The shape tests of zip's fast paths: `small` is `s` with its last extent 1 (a column), or a row
+// of s.back() elements broadcast along every leading axis.
+inline bool is_column_of(const Shape& small, const Shape& s) {
+  return !s.empty() && small.size() == s.size() && small.back() == 1 &&
+         std::equal(small.begin(), small.end() - 1, s.begin());
+}
+inline bool is_row_of(const Shape& small, const Shape& s) {
+  std::size_t k = 0;
+  while (k < small.size() && small[k] == 1) ++k;
+  return !s.empty() && small.size() - k == 1 && small.back() == s.back();
+}
+
 // out = f(a, b) with NumPy broadcasting. Equal shapes and a one-element operand (w in the chapter's
 // (q - k) * w) are plain loops; other broadcasts materialise both operands at the result's shape.
 template <class T, class F>
@@ -85,6 +115,9 @@ xt::xarray<T> zip(const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
     return rows(a, b, [&](T x, T y) { return f(x, y); });
   if (sb == s && a.size() > 0 && trailing(sb, sa))
     return rows(b, a, [&](T y, T x) { return f(x, y); });
+  if (is_column_of(sa, s) && is_row_of(sb, s) && b.size() > 0) return outer(a, b, s, f);
+  if (is_column_of(sb, s) && is_row_of(sa, s) && a.size() > 0)
+    return outer(b, a, s, [&](T y, T x) { return f(x, y); });
   const xt::xarray<T> ab = xt::broadcast(a, s), bb = xt::broadcast(b, s);
   return zip(ab, bb, f);
 }

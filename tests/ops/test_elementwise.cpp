@@ -231,5 +231,29 @@ TEST(ElementwiseErrors, UndefinedTensorIsRejected) {
   EXPECT_TRUE(throws_invalid_argument([] { add(Tensor<double>(), ones<double>({2})); }, {"add"}));
 }
 
+// The outer-product broadcast (a column against a row, x_query[:, None] - x_train[None, :]) has its
+// own loop in kernels/elementwise.h: it agrees with xtensor's broadcasting both ways round, for
+// (n, 1) with (1, m) and with (m,), at a size that goes parallel, and passes gradcheck.
+TEST(ElementwiseOuter, ColumnAgainstRowMatchesXtensor) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> u(-2, 2);
+  auto random = [&](const Shape& shape) {
+    xt::xarray<double> v = xt::zeros<double>(shape);
+    for (auto& e : v) e = u(rng);
+    return Tensor<double>(v, true);
+  };
+  for (auto [n, m] : {std::pair<std::size_t, std::size_t>{3, 4}, {300, 257}}) {
+    const auto col = random({n, 1}), row = random({1, m}), flat = random({m});
+    const xt::xarray<double> want = col.value() - row.value();
+    EXPECT_TRUE(xt::allclose((col - row).value(), want, 0.0, 0.0)) << n << "x" << m;
+    const xt::xarray<double> want_flat = flat.value() * col.value();
+    EXPECT_TRUE(xt::allclose((flat * col).value(), want_flat, 0.0, 0.0)) << n << "x" << m;
+  }
+  auto sub_op = [](const std::vector<Tensor<double>>& in) { return in[0] - in[1]; };
+  auto div_op = [](const std::vector<Tensor<double>>& in) { return in[1] / in[0]; };
+  EXPECT_TRUE(gradcheck_passes(sub_op, {random({3, 1}), random({1, 4})}));
+  EXPECT_TRUE(gradcheck_passes(div_op, {random({2, 3, 1}), random({3})}));
+}
+
 }  // namespace
 }  // namespace tapegrad::test
