@@ -90,8 +90,9 @@ void check_training_json(const nlohmann::json& c, const nlohmann::json& j, const
                c["loss"].get<std::vector<double>>(), run.tol);
   if (c["task"] != "classification") return;
   EXPECT_EQ(j["classes"].get<int>(), c["classes"].get<int>()) << name;
-  if (run.labels)
+  if (run.labels) {
     EXPECT_DOUBLE_EQ(j["train_accuracy"].get<double>(), c["train_accuracy"].get<double>()) << name;
+  }
 }
 
 void check_case(const nlohmann::json& c, const Run& run) {
@@ -114,7 +115,7 @@ void check_case(const nlohmann::json& c, const Run& run) {
     expect_close(name + " query column " + header[k], p[k], column(c["predictions"], k), 1e-12);
   const bool classes = c["task"] == "classification";
   for (int k = d; k < d + 3; ++k) {
-    if (classes && !run.labels) continue;
+    if (classes && !run.labels) continue;  // float32 labels: a near tie could flip
     expect_close(name + " " + header[k], p[k], column(c["predictions"], k), classes ? 0 : run.tol);
   }
   if (classes) {

@@ -51,7 +51,7 @@ xt::xarray<double> make_queries() {
 template <class T>
 std::vector<std::int64_t> nw_decisions(const Labelled& data, std::size_t classes,
                                        const xt::xarray<double>& queries, double sigma) {
-  const Tensor<T> x(xt::xarray<T>(data.x)), q(xt::xarray<T>(queries));
+  const Tensor<T> x{xt::xarray<T>(data.x)}, q{xt::xarray<T>(queries)};
   const NWResult<T> r = nadaraya_watson_nd(x, one_hot<T>(data.y, classes), q, Kernel::Gaussian,
                                            static_cast<T>(sigma));
   return decide<T>(r.y_hat.value());
@@ -70,10 +70,11 @@ void check_parzen_equals_nw(std::size_t classes, double sigma) {
   for (std::size_t i = 0; i < nw.size(); ++i) {
     ASSERT_GE(nw[i], 0) << "query " << i;
     EXPECT_EQ(parzen_log[i], nw[i]) << "query " << i;  // at every distance
-    if (parzen[i] < 0)
+    if (parzen[i] < 0) {
       ++undecided;  // both densities underflowed to 0
-    else
+    } else {
       EXPECT_EQ(parzen[i], nw[i]) << "query " << i;
+    }
     changes += i > 0 && i < 625 && nw[i] != nw[i - 1];
   }
   EXPECT_GT(changes, 5u) << "the grid must cross decision boundaries for the test to mean much";
