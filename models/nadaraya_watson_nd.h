@@ -19,6 +19,7 @@
 
 #include "autograd/tensor.h"
 #include "models/nadaraya_watson.h"
+#include "ops/softmax.h"
 
 namespace tapegrad {
 
@@ -77,10 +78,8 @@ class NWKernelRegressionND {
   Tensor<T> logits_, attention_weights_;
 };
 
-// torch.logsumexp(x, axis): log sum_j exp(x_j), stably (max subtracted); -inf entries contribute
-// nothing. Rule: logsumexp: self: grad * exp(self - result)
-template <class T>
-Tensor<T> logsumexp(const Tensor<T>& x, long axis);
+// logsumexp(x, axis) (torch.logsumexp, stable, -inf entries contribute nothing) is an op in
+// ops/softmax.h, included above.
 
 // Classification losses of NW class probabilities.
 //
