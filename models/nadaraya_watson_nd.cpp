@@ -103,6 +103,20 @@ std::pair<Tensor<T>, Tensor<T>> training_keys_values_nd(const Tensor<T>& x_train
           reshape(masked_select(v_tile, keep), {rows, m, c})};
 }
 
+xt::xarray<std::int64_t> training_key_labels(const std::vector<std::int64_t>& labels,
+                                             bool leave_one_out) {
+  const std::size_t n = labels.size();
+  if (n < (leave_one_out ? 2u : 1u))
+    throw std::invalid_argument("training_key_labels: " + std::to_string(n) + " labels, need " +
+                                (leave_one_out ? "at least 2 (leave-one-out)" : "at least 1"));
+  const std::size_t m = leave_one_out ? n - 1 : n;
+  xt::xarray<std::int64_t> k = xt::zeros<std::int64_t>({n, m});
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0, col = 0; j < n; ++j)
+      if (!leave_one_out || j != i) k(i, col++) = labels[j];
+  return k;
+}
+
 template <class T>
 NWKernelRegressionND<T>::NWKernelRegressionND(std::size_t d, Widths widths, T w_init) {
   if (d == 0) throw std::invalid_argument("NWKernelRegressionND: d must be at least 1");
