@@ -13,10 +13,13 @@
 // - each coordinate's term is a product of two differences, d_j^2 - d*^2 = (d_j - d*)(d_j + d*),
 //   with d_j - d* = k* - k_j formed from the keys directly: no cancellation between two large
 //   squares when the query is far from every key (s_j - s_j* would lose every digit there);
-// - the nearest key is found from the excess relative to any key (its argmin), never from s_j,
-//   whose squares overflow long before the excess does;
-// - the excess is formed in double for float and double inputs alike (for float inputs it then
-//   never overflows, and is more accurate than the float32 logits it becomes).
+// - the nearest key is the argmin of s_j where s_j is finite; past the overflow of the squares
+//   (|(q - k) w| > 1.8e19 in float32) it is found from the excess relative to any key, which
+//   orders the keys as s does and overflows far later. Everything is computed in T (float32
+//   runs at float32 vector width); the excess of a float32 row is accurate to a few ulp of its
+//   terms, the same as the float32 logits it becomes.
+// For the cross-entropy the keys are grouped by class once, so a row's class sums run over its
+// class's keys only.
 //
 // The backward recomputes each row's weights (as the 1-D op does) rather than storing them. With
 // g_j = dL/dlogit_j for the row (pooling: g_j = p_j (G.v_j - G.f), G the upstream row;

@@ -271,6 +271,31 @@ TEST(NwCrossEntropyNdOracle, ValuesAndGradientsFloat64) {
     }
 }
 
+// Enough rows (n m >= kParallelGrain) for the threads' split and their per-thread key partials,
+// and class-grouped keys in random label order: the same numbers as the oracle.
+TEST(NwAttentionNdOracle, ManyRowsAcrossThreads) {
+  std::mt19937 rng(1107);
+  const std::size_t n = 300, d = 2;
+  auto x = uniform(rng, {n, d}, 0.0, 5.0);
+  auto v = uniform(rng, {n, 3}, -1.0, 1.0);
+  auto w = uniform(rng, {d}, 1.0, 3.0);
+  {
+    SCOPED_TRACE("pool");
+    expect_pool_matches_oracle<double>(x, x, v, w, true, 1e-9, 1e-9);
+    expect_pool_matches_oracle<float>(x, x, v, w, true, 1e-4, 1e-4);
+  }
+  SCOPED_TRACE("cross-entropy");
+  const Labels labels = random_labels(rng, n, 4);
+  auto xf = fresh(x), wf = fresh(w), xc = fresh(x), wc = fresh(w);
+  const auto fused = nw_cross_entropy_nd(xf, xf, labels, labels, wf, true);
+  const auto oracle = composed_cross_entropy(xc, xc, labels, labels, wc, true);
+  EXPECT_NEAR(fused.item(), oracle.item(), 1e-10 * std::abs(oracle.item()));
+  backward(fused);
+  backward(oracle);
+  EXPECT_TRUE(all_close("queries = keys", xf.grad(), xc.grad(), 1e-8, 1e-9));
+  EXPECT_TRUE(all_close("w", wf.grad(), wc.grad(), 1e-8, 1e-9));
+}
+
 // --- far from every key: the oracle's squares overflow, the fused op stays exact ------------
 
 TEST(NwAttentionPoolNdFar, Float32QueryPastTheSquaresOverflow) {
