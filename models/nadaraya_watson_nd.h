@@ -19,6 +19,7 @@
 
 #include "autograd/tensor.h"
 #include "models/nadaraya_watson.h"
+#include "ops/softmax.h"
 
 namespace tapegrad {
 
@@ -49,6 +50,13 @@ std::pair<Tensor<T>, Tensor<T>> training_keys_values_nd(const Tensor<T>& x_train
                                                         const Tensor<T>& values,
                                                         bool leave_one_out = true);
 
+// The labels of those keys, for nw_cross_entropy: labels (n,) -> key_labels (n, n - 1) with
+// leave_one_out (row i: every label but labels[i], in order), else (n, n) (every row is labels).
+// The same layout as training_keys_values_nd's keys, so key_labels_ij is the label of key j of
+// row i. (An addition to the declared API.)
+xt::xarray<std::int64_t> training_key_labels(const std::vector<std::int64_t>& labels,
+                                             bool leave_one_out = true);
+
 // The parametric model on vectors: w of shape (1,) or (d,), every coordinate starting at w_init.
 template <class T>
 class NWKernelRegressionND {
@@ -77,10 +85,8 @@ class NWKernelRegressionND {
   Tensor<T> logits_, attention_weights_;
 };
 
-// torch.logsumexp(x, axis): log sum_j exp(x_j), stably (max subtracted); -inf entries contribute
-// nothing. Rule: logsumexp: self: grad * exp(self - result)
-template <class T>
-Tensor<T> logsumexp(const Tensor<T>& x, long axis);
+// logsumexp(x, axis) (torch.logsumexp, stable, -inf entries contribute nothing) is an op in
+// ops/softmax.h, included above.
 
 // Classification losses of NW class probabilities.
 //
