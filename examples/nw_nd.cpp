@@ -47,17 +47,6 @@ struct NDTensors {
   }
 };
 
-// The label of key j in row i, in training_keys_values_nd's layout: row i holds every training
-// pair but i's own with leave-one-out, in order. (n, n - 1) or (n, n).
-xt::xarray<std::int64_t> key_labels(const std::vector<std::int64_t>& labels, bool leave_one_out) {
-  const std::size_t n = labels.size(), m = leave_one_out ? n - 1 : n;
-  xt::xarray<std::int64_t> keys = xt::zeros<std::int64_t>({n, m});
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0, c = 0; j < n; ++j)
-      if (!(leave_one_out && j == i)) keys(i, c++) = labels[j];
-  return keys;
-}
-
 // The class with the most training examples, ties to the smallest label.
 std::int64_t majority_label(const std::vector<std::int64_t>& labels, std::size_t classes) {
   std::vector<std::size_t> count(classes, 0);
@@ -200,7 +189,7 @@ Training train(const Options& options, const Data& data, const NDTensors<T>& ten
   if (!fused) {
     std::tie(pairs.keys, pairs.values) =
         training_keys_values_nd(tensors.x_train, tensors.values, leave_one_out);
-    if (cross_entropy) pairs.key_labels = key_labels(tensors.labels, leave_one_out);
+    if (cross_entropy) pairs.key_labels = training_key_labels(tensors.labels, leave_one_out);
   }
   print_training_plan(options, model.w_init, data.n_train(), fused);
   Training result;
@@ -439,7 +428,7 @@ void stage_graph(OutputTransaction& outputs, const Options& options, const Data&
   const Tensor<T> f = net.forward(x, keys, values);
   const Tensor<T> loss =
       loss_name(options) == "cross-entropy"
-          ? nw_cross_entropy(net.logits(), key_labels(labels, leave_one_out), labels)
+          ? nw_cross_entropy(net.logits(), training_key_labels(labels, leave_one_out), labels)
           : squared_loss(f, v);
   const GraphFiles files = write_graph(outputs.staging_dir().string(), loss);
   outputs.add_written("graph.dot");
