@@ -67,7 +67,7 @@ struct NDModel {
       : net(d, widths_from_string(options.widths), static_cast<T>(w0)),
         optimizer(net.parameters(), static_cast<T>(options.lr)) {
     named = {{"w", net.w()}};
-    w_init = w();
+    w_init.assign(w().size(), w0);  // as given (the chapter's path writes it the same way)
   }
   std::vector<double> w() { return to_vector(net.w().value()); }
 };
@@ -134,7 +134,9 @@ NDPooled<T> pool(const Options& options, const Data& data, const NDTensors<T>& t
 // The composed forward and backward keep about this many (n, m) arrays alive at their peak: the
 // (n, m, d) keys, differences, weighted differences, squares and their gradients count d each, the
 // (n, m, C) values and the bmm's gradient C each, and the (n, m) distances, logits, weights and
-// their gradients a few (an estimate by counting, like the scalar path's measured 11).
+// their gradients a few. Measured as peak RSS of --impl composed --dtype float64 --epochs 1 on
+// n = 1200 regression data, minus the fused run's: 17.5 arrays of 1200 x 1199 at d = 2 and 55.2 at
+// d = 8 (this formula: 20 and 56).
 double composed_arrays_alive(std::size_t d, std::size_t classes) {
   return 6.0 + 6.0 * double(d) + 2.0 * double(std::max<std::size_t>(classes, 1));
 }
