@@ -77,7 +77,7 @@ void check_meta_model(const nlohmann::json& meta, const Options& options, const 
   check_meta_string(meta, "dtype", options.dtype, options.dtype, "--dtype", where);
   check_meta_string(meta, "widths", "shared", options.widths, "--widths", where);
   check_meta_string(meta, "task", "regression", options.task, "--task", where);
-  const nlohmann::json d = meta.contains("d") ? meta["d"] : nlohmann::json(1);
+  const nlohmann::json d = meta.contains("d") ? meta["d"] : nlohmann::json(std::uint64_t(1));
   if (!d.is_number_unsigned() || d.get<std::uint64_t>() != data.d)
     throw CheckpointError(where + "meta.d " + d.dump().substr(0, 40) +
                           " does not match the data's d = " + std::to_string(data.d) + " (" +
