@@ -173,17 +173,20 @@ void probabilities_figure(std::ostream& os, const std::string& file, const std::
 }
 
 // d = 2: the estimate (regression) or the predicted label (classification) over the input plane,
-// the training points on top (black, or coloured by label on a white ring).
+// the training points on top (black; for classes, one marker per label: square, circle,
+// triangle, ...).
 void plane_figure(std::ostream& os, const std::string& file, const std::string& block,
                   const std::string& title, const PlotData& d) {
   os << out(file) << "set title '" << title << "'\nset xlabel 'x1'\nset ylabel 'x2'\n"
      << "unset key\nset autoscale fix\n";
-  if (d.classification)
-    os << "set palette rgb 7,5,15\nset palette maxcolors " << std::max<std::size_t>(d.classes, 2)
+  if (d.classification)  // pastel hues, one per class; points: one marker per label
+    os << "set palette model HSV defined (0 0 0.4 1, 1 0.85 0.4 1)\nset palette maxcolors "
+       << std::max<std::size_t>(d.classes, 2)
        << "\nset cbrange [-0.5:" << double(std::max<std::size_t>(d.classes, 2)) - 0.5 << "]\n"
        << "plot $" << block << " using 1:2:3 with image, "
-       << "$train using 1:2 with points pt 7 ps 1.2 lc rgb 'white', "
-       << "$train using 1:2:3 with points pt 7 ps 0.7 lc palette\nset palette maxcolors 0\n";
+       << "$train using 1:2:(2 * (int($3) % 5) + 5) with points pt variable ps 0.8 "
+       << "lc rgb 'black'\n"
+       << "set palette maxcolors 0\nset palette model RGB\n";
   else
     os << "set palette rgb 33,13,10\nset cbrange [*:*]\n"
        << "plot $" << block << " using 1:2:3 with image, "
