@@ -107,8 +107,11 @@ class NWKernelRegressionND {
 //   log p_i[y_i] = logsumexp_{j: key_labels_ij = y_i} logits_ij - logsumexp_j logits_ij
 //   L = -sum_i log p_i[y_i]
 // key_labels (n, m) is the label of key j in row i (the leave-one-out layout of the logits).
-// Finite whenever every row has a key of its own class. Built from ops (masked_fill with -inf,
-// logsumexp, sub, sum).
+// Finite whenever every row has a key of its own class; a row without one throws
+// std::invalid_argument naming the row and its label (p would be 0, the loss inf). Built from ops
+// (masked_fill with -inf, logsumexp, sub, sum), so keys of other classes get gradient exactly 0
+// through the numerator. Use it with model.logits() after forward, and
+// training_key_labels(labels, leave_one_out) for key_labels.
 template <class T>
 Tensor<T> nw_cross_entropy(const Tensor<T>& logits, const xt::xarray<std::int64_t>& key_labels,
                            const std::vector<std::int64_t>& labels);
