@@ -340,6 +340,10 @@ TEST(NwAttentionNdOracle, DegenerateKeys) {
                                      1e-9);
   expect_pool_matches_oracle<double>(fresh(k), fresh(k), v, vec<double>({5.0, 2.0}, true), true,
                                      1e-9, 1e-9);
+  // a negative width and a zero one (that coordinate ignored; every key in its "window")
+  expect_pool_matches_oracle<double>(q, fresh(k), v, vec<double>({-3.0, 0.0}, true), false, 1e-9,
+                                     1e-9);
+  expect_pool_matches_oracle<double>(q, fresh(k), v, vec<double>({0.0}, true), false, 1e-9, 1e-9);
 }
 
 // --- far from every key: the oracle's squares overflow, the fused op stays exact ------------
