@@ -236,7 +236,8 @@ std::size_t settle_excess(const Keys<T>& keys, Row<T>& row,
   for (int step = 0; step < 8; ++step) {
     T lowest = 0;
     std::size_t at = kNone;
-    for (const auto& [lo, hi] : ranges) {
+    for (const auto& range : ranges) {
+      const std::size_t lo = range.first, hi = range.second;
       excess_from(keys, row.q.data(), from, lo, hi, excess);
       if (row.skip >= lo && row.skip < hi) excess[row.skip] = kInf<T>;
       const T range_min = check ? min_of(excess + lo, hi - lo) : T(0);
@@ -305,19 +306,21 @@ void row_weights(const NdAttention<T>& a, const Keys<T>& keys, std::size_t i, st
                  Row<T>& row) {
   for (std::size_t l = 0; l < keys.d; ++l) row.q[l] = a.queries[i * a.d + l];
   row.skip = a.leave_one_out ? keys.position[i] : kNone;
-  const auto [from, from_class] = row_ranges(keys, row, label);
+  const std::pair<std::size_t, std::size_t> start = row_ranges(keys, row, label);
+  const std::size_t from = start.first, from_class = start.second;
   row.nearest = settle_excess(keys, row, row.ranges, from, row.distance, row.excess.data());
   row.nearest_class = from_class;
   if (label >= 0 && from_class == kNone) {  // the fallback: the class's least excess
-    const auto [lo, hi] = row.ranges[static_cast<std::size_t>(label)];
+    const std::size_t lo = row.ranges[static_cast<std::size_t>(label)].first;
+    const std::size_t hi = row.ranges[static_cast<std::size_t>(label)].second;
     const T closest = min_of(row.excess.data() + lo, hi - lo);
     if (closest < kInf<T>)
       row.nearest_class = lo + first_equal(row.excess.data() + lo, hi - lo, closest);
   }
   row.z = 0;
-  for (const auto& [lo, hi] : row.ranges)
-    row.z += unnormalised_weights(row.excess.data(), lo, hi, row.p.data());
-  for (const auto& [lo, hi] : row.ranges) scale(row.p.data(), lo, hi, T(1) / row.z);
+  for (const auto& range : row.ranges)
+    row.z += unnormalised_weights(row.excess.data(), range.first, range.second, row.p.data());
+  for (const auto& range : row.ranges) scale(row.p.data(), range.first, range.second, T(1) / row.z);
 }
 
 // Per-thread sums of the key-side gradients, (d, m) and (C, m) coordinate-major in the sorted
@@ -339,7 +342,8 @@ void pair_grads(const Keys<T>& keys, const Row<T>& row, T* grad_query, Partials<
     const T ql = row.q[l], wl = keys.w[l], w2 = wl * wl, k_near = k[row.nearest];
     const T d_near = ql - k_near;
     T slope_q = 0, slope_w = 0;  // sum_s g_s (k*_l - k_sl),  sum_s g_s excess_sl
-    for (const auto& [lo, hi] : row.ranges) {
+    for (const auto& range : row.ranges) {
+      const std::size_t lo = range.first, hi = range.second;
       if (grad_query) {
 #pragma omp simd reduction(+ : slope_q)
         for (std::size_t s = lo; s < hi; ++s) slope_q += g[s] * (k_near - k[s]);
@@ -435,7 +439,8 @@ void nd_pool_forward(const NdAttention<T>& a, const T* values, std::size_t C, T*
       for (std::size_t c = 0; c < C; ++c) {
         const T* v = value.data() + c * a.m;
         T sum = 0;
-        for (const auto& [lo, hi] : row.ranges) {
+        for (const auto& range : row.ranges) {
+          const std::size_t lo = range.first, hi = range.second;
 #pragma omp simd reduction(+ : sum)
           for (std::size_t s = lo; s < hi; ++s) sum += p[s] * v[s];
         }
@@ -462,7 +467,8 @@ void nd_pool_backward(const NdAttention<T>& a, const T* values, std::size_t C, c
     for (long il = 0; il < static_cast<long>(a.n); ++il) {
       const auto i = static_cast<std::size_t>(il);
       row_weights(a, keys, i, -1, row);
-      const auto [lo, hi] = row.ranges[0];  // the pooling has one class, one range
+      // the pooling has one class, one range
+      const std::size_t lo = row.ranges[0].first, hi = row.ranges[0].second;
       // g_s = p_s (G.v_s - G.f_i): the two-pass form (f_i known), no cancelling sums.
       T grad_dot_f = 0;
       for (std::size_t c = 0; c < C; ++c) grad_dot_f += grad[i * C + c] * f[i * C + c];
@@ -495,12 +501,13 @@ namespace {
 // zc = sum over the class of exp(-excess_class / 2), relative to the class's nearest key jc*.
 template <class T>
 double row_class_weights(const Keys<T>& keys, std::int64_t label, Row<T>& row) {
-  for (const auto& [lo, hi] : row.ranges) std::fill(row.pc.begin() + lo, row.pc.begin() + hi, T(0));
+  for (const auto& range : row.ranges)
+    std::fill(row.pc.begin() + range.first, row.pc.begin() + range.second, T(0));
   if (row.nearest_class == kNone) return std::numeric_limits<double>::infinity();  // p_i[y_i] = 0
   row.own_range.assign(1, row.ranges[static_cast<std::size_t>(label)]);
   const std::size_t nearest_class = settle_excess(keys, row, row.own_range, row.nearest_class,
                                                   row.distance_class, row.excess_class.data());
-  const auto [lo, hi] = row.own_range[0];
+  const std::size_t lo = row.own_range[0].first, hi = row.own_range[0].second;
   const T zc = unnormalised_weights(row.excess_class.data(), lo, hi, row.pc.data());
   scale(row.pc.data(), lo, hi, T(1) / zc);
   return std::log(static_cast<double>(row.z)) - std::log(static_cast<double>(zc)) +
@@ -548,7 +555,8 @@ void nd_cross_entropy_backward(const NdAttention<T>& a, const std::int64_t* key_
       row_weights(a, keys, i, query_labels[i], row);
       row_class_weights(keys, query_labels[i], row);
       // dL_i/dlogit_s = p_s - pc_s (L_i = log sum_all exp - log sum_class exp)
-      for (const auto& [lo, hi] : row.ranges) {
+      for (const auto& range : row.ranges) {
+        const std::size_t lo = range.first, hi = range.second;
 #pragma omp simd
         for (std::size_t s = lo; s < hi; ++s) g[s] = grad * (p[s] - pc[s]);
       }
