@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "ops/kernels/attention.h"  // kUnderflow
 #include "ops/kernels/exp.h"
 #include "ops/kernels/parallel.h"
 
@@ -20,34 +21,55 @@ template <class T>
 constexpr T kInf = std::numeric_limits<T>::infinity();
 
 // The keys coordinate-major, key[l * m + s] = k_sl (every loop below runs over s, the long
-// contiguous axis), in an order that puts each class's keys side by side for the cross-entropy
-// (the caller's order for the pooling): sorted position s holds the caller's key original[s],
+// contiguous axis), sorted by class (the cross-entropy; the pooling has one class) and within a
+// class by the window coordinate `axis`: sorted position s holds the caller's key original[s],
 // and position[j] is where the caller's key j went. Class c occupies [class_begin[c],
 // class_begin[c + 1]).
 template <class T>
 struct Keys {
-  std::size_t m = 0, d = 0;
+  std::size_t m = 0, d = 0, axis = 0;
   std::vector<T> key, w;
   std::vector<std::size_t> original, position, class_begin;
+  const T* coordinate() const { return key.data() + axis * m; }  // (m,) sorted within a class
 };
 
-// labels: null for the pooling (caller's order), else the key labels (>= 0) to group by.
+// The window coordinate: the one whose width times spread is largest, so that its term alone
+// rules out the most keys.
+template <class T>
+std::size_t window_axis(const NdAttention<T>& a) {
+  std::size_t best = 0;
+  T best_reach = -1;
+  for (std::size_t l = 0; l < a.d; ++l) {
+    T lo = kInf<T>, hi = -kInf<T>;
+    for (std::size_t j = 0; j < a.m; ++j)
+      lo = std::min(lo, a.keys[j * a.d + l]), hi = std::max(hi, a.keys[j * a.d + l]);
+    const T reach = std::abs(a.w[l]) * (hi - lo);
+    if (reach > best_reach) best = l, best_reach = reach;
+  }
+  return best;
+}
+
+// labels: null for the pooling (one class), else the key labels (>= 0) to group by.
 template <class T>
 Keys<T> make_keys(const NdAttention<T>& a, const std::int64_t* labels) {
   Keys<T> keys;
-  keys.m = a.m, keys.d = a.d;
+  keys.m = a.m, keys.d = a.d, keys.axis = window_axis(a);
   keys.w.assign(a.w, a.w + a.d);
+  auto label = [labels](std::size_t j) { return labels ? labels[j] : std::int64_t(0); };
+  auto coordinate = [&](std::size_t j) { return a.keys[j * a.d + keys.axis]; };
   keys.original.resize(a.m);
   std::iota(keys.original.begin(), keys.original.end(), std::size_t(0));
-  if (labels) {
-    std::stable_sort(keys.original.begin(), keys.original.end(),
-                     [labels](std::size_t x, std::size_t y) { return labels[x] < labels[y]; });
-    const auto classes = static_cast<std::size_t>(labels[keys.original.back()]) + 1;
-    keys.class_begin.assign(classes + 1, 0);
-    for (std::size_t j = 0; j < a.m; ++j)
-      ++keys.class_begin[static_cast<std::size_t>(labels[j]) + 1];
-    std::partial_sum(keys.class_begin.begin(), keys.class_begin.end(), keys.class_begin.begin());
-  }
+  // By class, then by coordinate with NaN last (a strict weak order even with NaN keys).
+  std::stable_sort(keys.original.begin(), keys.original.end(), [&](std::size_t x, std::size_t y) {
+    if (label(x) != label(y)) return label(x) < label(y);
+    const T cx = coordinate(x), cy = coordinate(y);
+    if (std::isnan(cx) || std::isnan(cy)) return !std::isnan(cx) && std::isnan(cy);
+    return cx < cy;
+  });
+  const auto classes = static_cast<std::size_t>(label(keys.original.back())) + 1;
+  keys.class_begin.assign(classes + 1, 0);
+  for (std::size_t j = 0; j < a.m; ++j) ++keys.class_begin[static_cast<std::size_t>(label(j)) + 1];
+  std::partial_sum(keys.class_begin.begin(), keys.class_begin.end(), keys.class_begin.begin());
   keys.position.resize(a.m);
   keys.key.resize(a.m * a.d);
   for (std::size_t s = 0; s < a.m; ++s) {
@@ -58,13 +80,17 @@ Keys<T> make_keys(const NdAttention<T>& a, const std::int64_t* labels) {
   return keys;
 }
 
-// One thread's row buffers, each (m,): squared distances, the excess (relative to the nearest
-// key; +inf at the skipped key), the class excess (cross-entropy), the weights p and pc, and the
-// logit slopes g.
+// One thread's row buffers, each (m,) and valid on the row's ranges only: the excess (relative to
+// the nearest key; +inf at the skipped key), the class excess (cross-entropy), the weights p and
+// pc, and the logit slopes g. ranges[c] = [lo, hi): the keys of class c the row visits (its
+// window; the whole class when the window cannot be used).
 template <class T>
 struct Row {
   std::vector<T> q, dist, excess, excess_class, p, pc, g;
-  std::size_t nearest = kNone, skip = kNone;
+  std::vector<std::pair<std::size_t, std::size_t>> ranges, own_range;
+  std::vector<std::pair<T, std::size_t>> class_nearest;  // per class: least distance, where
+  std::size_t nearest = kNone, nearest_class = kNone, skip = kNone;
+  T distance = 0, distance_class = 0;  // the least squared distances (+inf: not found)
   T z = 0;  // sum_s exp(-excess_s / 2) >= 1: the nearest key contributes exactly 1
   Row(std::size_t m, std::size_t d)
       : q(d), dist(m), excess(m), excess_class(m), p(m), pc(m), g(m) {}
@@ -94,60 +120,134 @@ std::size_t first_equal(const T* x, std::size_t len, T value) {
   return kNone;
 }
 
-// dist_s = sum_l ((q_l - k_sl) w_l)^2.
-template <class T>
-void squared_distances(const Keys<T>& keys, const T* q, T* dist) {
-  const std::size_t m = keys.m;
-  std::fill(dist, dist + m, T(0));
-  for (std::size_t l = 0; l < keys.d; ++l) {
-    const T ql = q[l], wl = keys.w[l];
-    const T* k = keys.key.data() + l * m;
-#pragma omp simd
-    for (std::size_t s = 0; s < m; ++s) {
-      const T t = (ql - k[s]) * wl;
-      dist[s] += t * t;
-    }
-  }
-}
-
 // excess_s = sum_l ((k_from,l - k_sl) w_l) w_l (d_sl + d_from,l), d_sl = q_l - k_sl, for s in
 // [lo, hi); exactly 0 at `from`.
 template <class T>
 void excess_from(const Keys<T>& keys, const T* q, std::size_t from, std::size_t lo, std::size_t hi,
                  T* excess) {
   const std::size_t m = keys.m;
-  std::fill(excess + lo, excess + hi, T(0));
   for (std::size_t l = 0; l < keys.d; ++l) {
     const T* k = keys.key.data() + l * m;
     const T ql = q[l], wl = keys.w[l], k_from = k[from], d_from = ql - k_from;
+    auto term = [=](T k_s) { return (((k_from - k_s) * wl) * wl) * ((ql - k_s) + d_from); };
+    if (l == 0) {  // the first coordinate writes, the others add (no separate zeroing pass)
 #pragma omp simd
-    for (std::size_t s = lo; s < hi; ++s)
-      excess[s] += (((k_from - k[s]) * wl) * wl) * ((ql - k[s]) + d_from);
+      for (std::size_t s = lo; s < hi; ++s) excess[s] = term(k[s]);
+    } else {
+#pragma omp simd
+      for (std::size_t s = lo; s < hi; ++s) excess[s] += term(k[s]);
+    }
   }
   if (from >= lo && from < hi) excess[from] = 0;
 }
 
-// The nearest key and the excess relative to it (+inf at the skipped key). The nearest is the
-// argmin of the squared distances; where those overflow (|(q - k) w| past 1.8e19 in float32) it is
-// found from the excess relative to any key instead, which orders the keys as the distances do
-// and overflows far later. Rounding can leave a key with a slightly negative excess (two keys at
-// nearly the same distance): that one is the nearer, and the search moves on to it.
+// dist_s = sum_l ((q_l - k_sl) w_l)^2 for s in [lo, hi) but skip (+inf there); returns the
+// least and where it is (first on ties; kNone for an empty range).
 template <class T>
-void nearest_and_excess(const Keys<T>& keys, Row<T>& row) {
-  const std::size_t m = keys.m;
-  squared_distances(keys, row.q.data(), row.dist.data());
-  if (row.skip != kNone) row.dist[row.skip] = kInf<T>;
-  const T closest = min_of(row.dist.data(), m);
-  std::size_t from = closest < kInf<T> ? first_equal(row.dist.data(), m, closest) : kNone;
-  if (from == kNone) from = row.skip == 0 ? 1 : 0;
-  for (int step = 0; step < 8; ++step) {
-    excess_from(keys, row.q.data(), from, 0, m, row.excess.data());
-    if (row.skip != kNone) row.excess[row.skip] = kInf<T>;
-    const T lowest = min_of(row.excess.data(), m);
-    if (!(lowest < 0)) break;
-    from = first_equal(row.excess.data(), m, lowest);
+std::pair<T, std::size_t> distances(const Keys<T>& keys, const T* q, std::size_t lo, std::size_t hi,
+                                    std::size_t skip, T* dist) {
+  if (lo >= hi) return {kInf<T>, kNone};
+  for (std::size_t l = 0; l < keys.d; ++l) {
+    const T ql = q[l], wl = keys.w[l];
+    const T* k = keys.key.data() + l * keys.m;
+    auto term = [=](T k_s) { return ((ql - k_s) * wl) * ((ql - k_s) * wl); };
+    if (l == 0) {
+#pragma omp simd
+      for (std::size_t s = lo; s < hi; ++s) dist[s] = term(k[s]);
+    } else {
+#pragma omp simd
+      for (std::size_t s = lo; s < hi; ++s) dist[s] += term(k[s]);
+    }
   }
-  row.nearest = from;
+  if (skip >= lo && skip < hi) dist[skip] = kInf<T>;
+  const T least = min_of(dist + lo, hi - lo);
+  return {least, least < kInf<T> ? lo + first_equal(dist + lo, hi - lo, least) : kNone};
+}
+
+// The smallest squared distance over the keys [lo, hi) of one class (sorted by the window
+// coordinate) but skip, and where it is (kNone: no finite one). Visits blocks of keys outward from
+// q's place in the coordinate, doubling, and stops extending a side once the coordinate's term
+// alone, ((q_a - k_sa) w_a)^2 <= dist_s, exceeds the best so far at that side's edge: the keys
+// beyond cannot be nearer. (Rounding keeps that bound: a sum of non-negative terms is never below
+// one of them.) Spread-out keys: a row visits a few blocks; at worst (every key at the same
+// coordinate) the whole class, at vector speed either way.
+template <class T>
+std::pair<T, std::size_t> nearest_in(const Keys<T>& keys, const T* q, std::size_t lo,
+                                     std::size_t hi, std::size_t skip, T* dist) {
+  const T* c = keys.coordinate();
+  const T qa = q[keys.axis], wa = std::abs(keys.w[keys.axis]);
+  std::size_t a = static_cast<std::size_t>(std::lower_bound(c + lo, c + hi, qa) - c), b = a;
+  std::pair<T, std::size_t> best{kInf<T>, kNone};
+  auto keep = [&best](std::pair<T, std::size_t> found) {
+    if (found.first < best.first || (found.first == best.first && found.second < best.second))
+      best = found;
+  };
+  bool down = a > lo, up = b < hi;
+  for (std::size_t width = 16; down || up; width *= 2) {
+    if (down) {
+      const std::size_t next = a - std::min(width, a - lo);
+      keep(distances(keys, q, next, a, skip, dist));
+      a = next;
+    }
+    if (up) {
+      const std::size_t next = b + std::min(width, hi - b);
+      keep(distances(keys, q, b, next, skip, dist));
+      b = next;
+    }
+    const T gap_down = a > lo ? (qa - c[a - 1]) * wa : kInf<T>;
+    const T gap_up = b < hi ? (c[b] - qa) * wa : kInf<T>;
+    down = a > lo && !(gap_down * gap_down > best.first);
+    up = b < hi && !(gap_up * gap_up > best.first);
+  }
+  return best;
+}
+
+// The keys of [lo, hi) (sorted by the window coordinate) whose coordinate term alone exceeds
+// reference + 2 kUnderflow: their excess over a key at squared distance `reference` is beyond
+// 2 kUnderflow, their logit below -kUnderflow, their weight exactly 0 (exp flushes it). Returns the
+// rest, [first, last). The relative slack covers the rounding of the distances, the +2 margin the
+// rounding of small ones; a NaN or infinite radius keeps the whole class.
+template <class T>
+std::pair<std::size_t, std::size_t> window(const Keys<T>& keys, const T* q, std::size_t lo,
+                                           std::size_t hi, T reference) {
+  const T slack = T(4 * (keys.d + 2)) * std::numeric_limits<T>::epsilon();
+  const T radius = std::sqrt(reference * (1 + slack) + 2 * kUnderflow<T> + 2);
+  if (!(radius < kInf<T>)) return {lo, hi};
+  const T* c = keys.coordinate();
+  const T qa = q[keys.axis], wa = std::abs(keys.w[keys.axis]);
+  const T* mid = std::lower_bound(c + lo, c + hi, qa);
+  const T* first = std::partition_point(c + lo, mid, [=](T k) { return (qa - k) * wa > radius; });
+  const T* last = std::partition_point(mid, c + hi, [=](T k) { return (k - qa) * wa <= radius; });
+  return {static_cast<std::size_t>(first - c), static_cast<std::size_t>(last - c)};
+}
+
+// The excess relative to `from` over the row's ranges (+inf at the skipped key). `from` is the
+// argmin of the rounded squared distances, at `distance`; the stable excess may still find a key
+// nearer by rounding, by at most ~2 (d + 2) eps distance. Below distance ~ 1 / (16 (d + 2) eps)
+// that is under 1/8: a logit of at most 1/16, harmless (the softmax is shift-invariant; no
+// overflow). Past it (far queries, the overflow fallback: distance = +inf) the search moves
+// `from` to the key of least excess until none is negative (at most a few steps). Returns the
+// nearest key.
+template <class T>
+std::size_t settle_excess(const Keys<T>& keys, Row<T>& row,
+                          const std::vector<std::pair<std::size_t, std::size_t>>& ranges,
+                          std::size_t from, T distance, T* excess) {
+  const bool check = !(distance * T(16 * (keys.d + 2)) * std::numeric_limits<T>::epsilon() < T(1));
+  for (int step = 0; step < 8; ++step) {
+    T lowest = 0;
+    std::size_t at = kNone;
+    for (const auto& range : ranges) {
+      const std::size_t lo = range.first, hi = range.second;
+      excess_from(keys, row.q.data(), from, lo, hi, excess);
+      if (row.skip >= lo && row.skip < hi) excess[row.skip] = kInf<T>;
+      const T range_min = check ? min_of(excess + lo, hi - lo) : T(0);
+      if (range_min < lowest)
+        lowest = range_min, at = lo + first_equal(excess + lo, hi - lo, range_min);
+    }
+    if (at == kNone) break;
+    from = at;
+  }
+  return from;
 }
 
 // p_s = exp(-excess_s / 2) for s in [lo, hi) (0 where the excess is +inf); returns their sum.
@@ -164,14 +264,63 @@ void scale(T* x, std::size_t lo, std::size_t hi, T factor) {
   for (std::size_t s = lo; s < hi; ++s) x[s] *= factor;
 }
 
-// Row i: its query, skipped key, nearest key, excess and softmax weights p (normalised).
+// The row's ranges and nearest keys: the nearest key overall and (label >= 0) the nearest of
+// class `label`, by the outward search in every class; then each class's window around the
+// overall nearest distance (the row's own class: around its class's nearest distance, which the
+// class softmax needs). When a distance overflows (|(q - k) w| past 1.8e19 in float32) or a class
+// search finds nothing, the row visits every key and takes the nearest from the excess, which
+// overflows far later. Returns the starting keys (overall, class) for settle_excess.
 template <class T>
-void row_weights(const NdAttention<T>& a, const Keys<T>& keys, std::size_t i, Row<T>& row) {
+std::pair<std::size_t, std::size_t> row_ranges(const Keys<T>& keys, Row<T>& row,
+                                               std::int64_t label) {
+  const std::size_t classes = keys.class_begin.size() - 1;
+  const auto own = static_cast<std::size_t>(label);
+  auto& nearest = row.class_nearest;
+  nearest.resize(classes);
+  std::pair<T, std::size_t> overall{kInf<T>, kNone};
+  for (std::size_t c = 0; c < classes; ++c) {
+    nearest[c] = nearest_in(keys, row.q.data(), keys.class_begin[c], keys.class_begin[c + 1],
+                            row.skip, row.dist.data());
+    if (nearest[c].first < overall.first) overall = nearest[c];
+  }
+  const bool found = overall.first < kInf<T> && (label < 0 || nearest[own].first < kInf<T>);
+  row.ranges.clear();
+  for (std::size_t c = 0; c < classes; ++c) {
+    const std::size_t lo = keys.class_begin[c], hi = keys.class_begin[c + 1];
+    const T reference = label >= 0 && c == own ? nearest[c].first : overall.first;
+    row.ranges.push_back(found ? window(keys, row.q.data(), lo, hi, reference)
+                               : std::pair<std::size_t, std::size_t>{lo, hi});
+  }
+  row.distance = found ? overall.first : kInf<T>;
+  row.distance_class = found && label >= 0 ? nearest[own].first : kInf<T>;
+  if (found) return {overall.second, label >= 0 ? nearest[own].second : kNone};
+  const std::size_t any = row.skip == 0 ? 1 : 0;  // the excess search starts anywhere
+  return {any, kNone};
+}
+
+// Row i: its query, skipped key, ranges, nearest key, excess and softmax weights p (normalised);
+// with label >= 0 (the cross-entropy) also the class's nearest key (or kNone: no key of the class
+// but the skipped one) in row.nearest_class.
+template <class T>
+void row_weights(const NdAttention<T>& a, const Keys<T>& keys, std::size_t i, std::int64_t label,
+                 Row<T>& row) {
   for (std::size_t l = 0; l < keys.d; ++l) row.q[l] = a.queries[i * a.d + l];
   row.skip = a.leave_one_out ? keys.position[i] : kNone;
-  nearest_and_excess(keys, row);
-  row.z = unnormalised_weights(row.excess.data(), 0, keys.m, row.p.data());
-  scale(row.p.data(), 0, keys.m, T(1) / row.z);
+  const std::pair<std::size_t, std::size_t> start = row_ranges(keys, row, label);
+  const std::size_t from = start.first, from_class = start.second;
+  row.nearest = settle_excess(keys, row, row.ranges, from, row.distance, row.excess.data());
+  row.nearest_class = from_class;
+  if (label >= 0 && from_class == kNone) {  // the fallback: the class's least excess
+    const std::size_t lo = row.ranges[static_cast<std::size_t>(label)].first;
+    const std::size_t hi = row.ranges[static_cast<std::size_t>(label)].second;
+    const T closest = min_of(row.excess.data() + lo, hi - lo);
+    if (closest < kInf<T>)
+      row.nearest_class = lo + first_equal(row.excess.data() + lo, hi - lo, closest);
+  }
+  row.z = 0;
+  for (const auto& range : row.ranges)
+    row.z += unnormalised_weights(row.excess.data(), range.first, range.second, row.p.data());
+  for (const auto& range : row.ranges) scale(row.p.data(), range.first, range.second, T(1) / row.z);
 }
 
 // Per-thread sums of the key-side gradients, (d, m) and (C, m) coordinate-major in the sorted
@@ -181,37 +330,39 @@ struct Partials {
   std::vector<T> keys, values, w;
 };
 
-// Given the row's logit slopes g (summing to 0): dL/dq_i into grad_query (d,) (when not null),
-// and the row's parts of dL/dk and dL/dw into the thread's partials (when wanted).
+// Given the row's logit slopes g on its ranges (summing to 0): dL/dq_i into grad_query (d,) (when
+// not null), and the row's parts of dL/dk and dL/dw into the thread's partials (when wanted).
 template <class T>
 void pair_grads(const Keys<T>& keys, const Row<T>& row, T* grad_query, Partials<T>& part,
                 bool want_keys, bool want_w) {
-  const std::size_t m = keys.m;
   const T* g = row.g.data();
   for (std::size_t l = 0; l < keys.d; ++l) {
-    const T* k = keys.key.data() + l * m;
-    const T ql = row.q[l], wl = keys.w[l], k_near = k[row.nearest], d_near = ql - k_near;
-    if (grad_query) {
-      T slope = 0;  // sum_s g_s (k*_l - k_sl)
-#pragma omp simd reduction(+ : slope)
-      for (std::size_t s = 0; s < m; ++s) slope += g[s] * (k_near - k[s]);
-      grad_query[l] += -(wl * (wl * slope));
-    }
-    if (want_keys) {
-      T* gk = part.keys.data() + l * m;
-      const T w2 = wl * wl;
-#pragma omp simd
-      for (std::size_t s = 0; s < m; ++s) gk[s] += w2 * (g[s] * (ql - k[s]));
-    }
-    if (want_w) {
-      T slope = 0;  // sum_s g_s excess_sl; a key of weight 0 adds 0 even if its term overflowed
-#pragma omp simd reduction(+ : slope)
-      for (std::size_t s = 0; s < m; ++s) {
-        const T term = g[s] * ((k_near - k[s]) * ((ql - k[s]) + d_near));
-        slope += g[s] != 0 ? term : T(0);
+    const T* k = keys.key.data() + l * keys.m;
+    T* gk = want_keys ? part.keys.data() + l * keys.m : nullptr;
+    const T ql = row.q[l], wl = keys.w[l], w2 = wl * wl, k_near = k[row.nearest];
+    const T d_near = ql - k_near;
+    T slope_q = 0, slope_w = 0;  // sum_s g_s (k*_l - k_sl),  sum_s g_s excess_sl
+    for (const auto& range : row.ranges) {
+      const std::size_t lo = range.first, hi = range.second;
+      if (grad_query) {
+#pragma omp simd reduction(+ : slope_q)
+        for (std::size_t s = lo; s < hi; ++s) slope_q += g[s] * (k_near - k[s]);
       }
-      part.w[l] += -wl * slope;
+      if (gk) {
+#pragma omp simd
+        for (std::size_t s = lo; s < hi; ++s) gk[s] += w2 * (g[s] * (ql - k[s]));
+      }
+      if (want_w) {
+        // a key of weight 0 adds 0, even if its term overflowed
+#pragma omp simd reduction(+ : slope_w)
+        for (std::size_t s = lo; s < hi; ++s) {
+          const T term = g[s] * ((k_near - k[s]) * ((ql - k[s]) + d_near));
+          slope_w += g[s] != 0 ? term : T(0);
+        }
+      }
     }
+    if (grad_query) grad_query[l] += -(wl * (wl * slope_q));
+    if (want_w) part.w[l] += -wl * slope_w;
   }
 }
 
@@ -283,13 +434,16 @@ void nd_pool_forward(const NdAttention<T>& a, const T* values, std::size_t C, T*
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(a.n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      row_weights(a, keys, i, row);
+      row_weights(a, keys, i, -1, row);
       const T* p = row.p.data();
       for (std::size_t c = 0; c < C; ++c) {
         const T* v = value.data() + c * a.m;
         T sum = 0;
+        for (const auto& range : row.ranges) {
+          const std::size_t lo = range.first, hi = range.second;
 #pragma omp simd reduction(+ : sum)
-        for (std::size_t s = 0; s < a.m; ++s) sum += p[s] * v[s];
+          for (std::size_t s = lo; s < hi; ++s) sum += p[s] * v[s];
+        }
         f[i * C + c] = sum;
       }
     }
@@ -312,24 +466,26 @@ void nd_pool_backward(const NdAttention<T>& a, const T* values, std::size_t C, c
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(a.n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      row_weights(a, keys, i, row);
+      row_weights(a, keys, i, -1, row);
+      // the pooling has one class, one range
+      const std::size_t lo = row.ranges[0].first, hi = row.ranges[0].second;
       // g_s = p_s (G.v_s - G.f_i): the two-pass form (f_i known), no cancelling sums.
       T grad_dot_f = 0;
       for (std::size_t c = 0; c < C; ++c) grad_dot_f += grad[i * C + c] * f[i * C + c];
-      std::fill(row.g.begin(), row.g.end(), -grad_dot_f);
+      std::fill(g + lo, g + hi, -grad_dot_f);
       for (std::size_t c = 0; c < C; ++c) {
         const T gc = grad[i * C + c];
         const T* v = value.data() + c * a.m;
 #pragma omp simd
-        for (std::size_t s = 0; s < a.m; ++s) g[s] += gc * v[s];
+        for (std::size_t s = lo; s < hi; ++s) g[s] += gc * v[s];
         if (grad_values) {
           T* gv = part.values.data() + c * a.m;
 #pragma omp simd
-          for (std::size_t s = 0; s < a.m; ++s) gv[s] += gc * p[s];
+          for (std::size_t s = lo; s < hi; ++s) gv[s] += gc * p[s];
         }
       }
 #pragma omp simd
-      for (std::size_t s = 0; s < a.m; ++s) g[s] *= p[s];
+      for (std::size_t s = lo; s < hi; ++s) g[s] *= p[s];
       pair_grads(keys, row, grad_queries ? grad_queries + i * a.d : nullptr, part,
                  grad_keys != nullptr, grad_w != nullptr);
     }
@@ -339,23 +495,23 @@ void nd_pool_backward(const NdAttention<T>& a, const T* values, std::size_t C, c
 
 namespace {
 
-// For row i of the cross-entropy (after row_weights): the nearest key of the row's class, the
-// class weights pc (normalised, on the class's range; 0 elsewhere) and returns
-// L_i = log z - log zc + excess(jc*) / 2.
+// For row i of the cross-entropy (after row_weights with its label): the class weights pc
+// (normalised, on the class's range; 0 on the other ranges) and
+//   L_i = log z - log zc + excess(jc*) / 2,
+// zc = sum over the class of exp(-excess_class / 2), relative to the class's nearest key jc*.
 template <class T>
 double row_class_weights(const Keys<T>& keys, std::int64_t label, Row<T>& row) {
-  const std::size_t lo = keys.class_begin[static_cast<std::size_t>(label)];
-  const std::size_t hi = keys.class_begin[static_cast<std::size_t>(label) + 1];
-  std::fill(row.pc.begin(), row.pc.end(), T(0));
-  const T closest = min_of(row.excess.data() + lo, hi - lo);  // the skipped key is +inf
-  if (!(closest < kInf<T>)) return std::numeric_limits<double>::infinity();  // p_i[y_i] = 0
-  const std::size_t nearest_class = lo + first_equal(row.excess.data() + lo, hi - lo, closest);
-  excess_from(keys, row.q.data(), nearest_class, lo, hi, row.excess_class.data());
-  if (row.skip >= lo && row.skip < hi) row.excess_class[row.skip] = kInf<T>;
+  for (const auto& range : row.ranges)
+    std::fill(row.pc.begin() + range.first, row.pc.begin() + range.second, T(0));
+  if (row.nearest_class == kNone) return std::numeric_limits<double>::infinity();  // p_i[y_i] = 0
+  row.own_range.assign(1, row.ranges[static_cast<std::size_t>(label)]);
+  const std::size_t nearest_class = settle_excess(keys, row, row.own_range, row.nearest_class,
+                                                  row.distance_class, row.excess_class.data());
+  const std::size_t lo = row.own_range[0].first, hi = row.own_range[0].second;
   const T zc = unnormalised_weights(row.excess_class.data(), lo, hi, row.pc.data());
   scale(row.pc.data(), lo, hi, T(1) / zc);
   return std::log(static_cast<double>(row.z)) - std::log(static_cast<double>(zc)) +
-         0.5 * static_cast<double>(closest);
+         0.5 * static_cast<double>(row.excess[nearest_class]);
 }
 
 }  // namespace
@@ -371,7 +527,7 @@ T nd_cross_entropy_forward(const NdAttention<T>& a, const std::int64_t* key_labe
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(a.n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      row_weights(a, keys, i, row);
+      row_weights(a, keys, i, query_labels[i], row);
       loss[i] = row_class_weights(keys, query_labels[i], row);
     }
   }
@@ -396,11 +552,14 @@ void nd_cross_entropy_backward(const NdAttention<T>& a, const std::int64_t* key_
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(a.n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      row_weights(a, keys, i, row);
+      row_weights(a, keys, i, query_labels[i], row);
       row_class_weights(keys, query_labels[i], row);
       // dL_i/dlogit_s = p_s - pc_s (L_i = log sum_all exp - log sum_class exp)
+      for (const auto& range : row.ranges) {
+        const std::size_t lo = range.first, hi = range.second;
 #pragma omp simd
-      for (std::size_t s = 0; s < a.m; ++s) g[s] = grad * (p[s] - pc[s]);
+        for (std::size_t s = lo; s < hi; ++s) g[s] = grad * (p[s] - pc[s]);
+      }
       pair_grads(keys, row, grad_queries ? grad_queries + i * a.d : nullptr, part,
                  grad_keys != nullptr, grad_w != nullptr);
     }

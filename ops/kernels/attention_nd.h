@@ -9,7 +9,8 @@
 //   p_j      = softmax_j(-excess_j / 2)   ( = softmax_j(-s_j / 2): a row constant changes nothing )
 // Why the excess, and in that form:
 // - the nearest key's logit is exactly 0, so its unnormalised weight is exactly 1 and a row never
-//   sums to 0, however far the query (no 0/0), and no logit is positive (no overflow);
+//   sums to 0, however far the query (no 0/0), and no logit is above 1/16 (no overflow; a key
+//   that rounding puts nearer than j* by more than that becomes j*: settle_excess);
 // - each coordinate's term is a product of two differences, d_j^2 - d*^2 = (d_j - d*)(d_j + d*),
 //   with d_j - d* = k* - k_j formed from the keys directly: no cancellation between two large
 //   squares when the query is far from every key (s_j - s_j* would lose every digit there);
@@ -18,8 +19,19 @@
 //   orders the keys as s does and overflows far later. Everything is computed in T (float32
 //   runs at float32 vector width); the excess of a float32 row is accurate to a few ulp of its
 //   terms, the same as the float32 logits it becomes.
-// For the cross-entropy the keys are grouped by class once, so a row's class sums run over its
-// class's keys only.
+//
+// The window (exact, as the 1-D op's). The keys are sorted once per call by class (the
+// cross-entropy; the pooling has one class) and within a class by the coordinate a with the
+// largest |w_a| * spread. A key whose term of that coordinate alone, ((q_a - k_ja) w_a)^2,
+// exceeds s_j* + 2 kUnderflow has excess > 2 kUnderflow, a logit below -kUnderflow and a weight
+// of exactly 0 (fast_exp flushes it): every row visits only the contiguous range of each class
+// inside |q_a - k_ja| |w_a| <= sqrt(s_j* + 2 kUnderflow) (with a margin for rounding). The
+// nearest key itself is found by a search outward from q_a's place, in blocks that double, which
+// stops at the first block edge whose coordinate term alone exceeds the best distance so far.
+// For the cross-entropy the row's own class gets its window around its own nearest key (the
+// class softmax needs it even when the class is far), the other classes around the overall one.
+// Sharp attention (large w) means short windows: the cost goes from O(n m) towards O(n * keys in
+// the window); at w = 1 on the chapter's scale every key is in the window and nothing is lost.
 //
 // The backward recomputes each row's weights (as the 1-D op does) rather than storing them. With
 // g_j = dL/dlogit_j for the row (pooling: g_j = p_j (G.v_j - G.f), G the upstream row;

@@ -296,6 +296,56 @@ TEST(NwAttentionNdOracle, ManyRowsAcrossThreads) {
   EXPECT_TRUE(all_close("w", wf.grad(), wc.grad(), 1e-8, 1e-9));
 }
 
+// Sharp attention: each row visits only its window (keys whose weight can be non-zero), found
+// from the coordinate with the largest width times spread; per class for the cross-entropy, whose
+// own class may sit outside the overall window. Same numbers as the all-pairs oracle.
+TEST(NwAttentionNdOracle, SharpAttentionWindows) {
+  std::mt19937 rng(1108);
+  const std::size_t n = 200, d = 3;
+  auto x = uniform(rng, {n, d}, 0.0, 5.0);
+  auto v = uniform(rng, {n, 2}, -1.0, 1.0);
+  const Labels labels = random_labels(rng, n, 3);
+  for (double sharpness : {3.0, 30.0, 300.0}) {
+    SCOPED_TRACE("w ~ " + std::to_string(sharpness));
+    // one coordinate nearly ignored, one dominant: the window axis is the dominant one
+    auto w = vec<double>({0.01 * sharpness, sharpness, 0.5 * sharpness}, true);
+    expect_pool_matches_oracle<double>(x, x, v, w, true, 1e-9, 1e-9);
+    expect_pool_matches_oracle<float>(x, x, v, w, true, 1e-4, 1e-4);
+    expect_pool_matches_oracle<double>(x, uniform(rng, {50, d}, 0.0, 5.0),
+                                       uniform(rng, {50, 2}, -1.0, 1.0), w, false, 1e-9, 1e-9);
+    auto xf = fresh(x), wf = fresh(w), xc = fresh(x), wc = fresh(w);
+    const auto fused = nw_cross_entropy_nd(xf, xf, labels, labels, wf, true);
+    const auto oracle = composed_cross_entropy(xc, xc, labels, labels, wc, true);
+    if (std::isfinite(oracle.item())) {
+      EXPECT_NEAR(fused.item(), oracle.item(), 1e-9 * std::abs(oracle.item()));
+      backward(fused);
+      backward(oracle);
+      EXPECT_TRUE(all_close("x", xf.grad(), xc.grad(), 1e-7, 1e-9 * sharpness * sharpness));
+      EXPECT_TRUE(all_close("w", wf.grad(), wc.grad(), 1e-7, 1e-9 * sharpness));
+    } else {  // the oracle's class sums underflowed; the fused loss is finite and larger
+      EXPECT_TRUE(std::isfinite(fused.item()));
+    }
+  }
+}
+
+// Every key at the same window coordinate (the search visits them all) and duplicate keys.
+TEST(NwAttentionNdOracle, DegenerateKeys) {
+  std::mt19937 rng(1109);
+  auto k = uniform(rng, {40, 2}, -1.0, 1.0, false);
+  for (std::size_t j = 0; j < 40; ++j) k.mutable_value()(j, 0) = 0.5;  // one coordinate for all
+  for (std::size_t j = 20; j < 40; ++j) k.mutable_value()(j, 1) = k.value()(j - 20, 1);
+  auto q = uniform(rng, {30, 2}, -1.0, 1.0);
+  auto v = uniform(rng, {40, 1}, -1.0, 1.0);
+  expect_pool_matches_oracle<double>(q, fresh(k), v, vec<double>({50.0, 20.0}, true), false, 1e-9,
+                                     1e-9);
+  expect_pool_matches_oracle<double>(fresh(k), fresh(k), v, vec<double>({5.0, 2.0}, true), true,
+                                     1e-9, 1e-9);
+  // a negative width and a zero one (that coordinate ignored; every key in its "window")
+  expect_pool_matches_oracle<double>(q, fresh(k), v, vec<double>({-3.0, 0.0}, true), false, 1e-9,
+                                     1e-9);
+  expect_pool_matches_oracle<double>(q, fresh(k), v, vec<double>({0.0}, true), false, 1e-9, 1e-9);
+}
+
 // --- far from every key: the oracle's squares overflow, the fused op stays exact ------------
 
 TEST(NwAttentionPoolNdFar, Float32QueryPastTheSquaresOverflow) {
