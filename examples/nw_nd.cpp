@@ -413,17 +413,38 @@ bool stage_outputs(OutputTransaction& outputs, const Data& data, const NDPooled<
   return plots && draw_figures(outputs, plot);
 }
 
-// --graph: the tape of one composed training step on the first 20 training points (the loss of
-// the run's task), staged as graph.dot and, when Graphviz is installed, graph.png.
+// The training points --graph draws: the first 20, plus for classification a second example of
+// any label that appears once among them (leave-one-out cross-entropy needs a key of each row's
+// class; every label has a second example in the training set).
+std::vector<std::size_t> graph_points(const Data& data) {
+  const std::size_t n = std::min<std::size_t>(data.n_train(), 20);
+  std::vector<std::size_t> points;
+  for (std::size_t i = 0; i < n; ++i) points.push_back(i);
+  if (!data.classification) return points;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto same = [&](std::size_t j) { return data.labels[j] == data.labels[i]; };
+    if (std::count_if(points.begin(), points.end(), same) >= 2) continue;
+    for (std::size_t j = n; j < data.n_train(); ++j)
+      if (same(j)) {
+        points.push_back(j);
+        break;
+      }
+  }
+  return points;
+}
+
+// --graph: the tape of one composed training step on a few training points (graph_points; the
+// loss of the run's task), staged as graph.dot and, when Graphviz is installed, graph.png.
 template <class T>
 void stage_graph(OutputTransaction& outputs, const Options& options, const Data& data,
                  const NDTensors<T>& tensors, const std::vector<double>& w_init) {
-  const std::size_t n = std::min<std::size_t>(data.n_train(), 20);
+  const std::vector<std::size_t> points = graph_points(data);
   const bool leave_one_out = !options.keep_self;
-  const Tensor<T> x(xt::xarray<T>(xt::view(tensors.x_train.value(), xt::range(0, n), xt::all())));
-  const Tensor<T> v(xt::xarray<T>(xt::view(tensors.values.value(), xt::range(0, n), xt::all())));
-  const std::vector<std::int64_t> labels(tensors.labels.begin(),
-                                         tensors.labels.begin() + (data.classification ? n : 0));
+  const Tensor<T> x(xt::xarray<T>(xt::view(tensors.x_train.value(), xt::keep(points), xt::all())));
+  const Tensor<T> v(xt::xarray<T>(xt::view(tensors.values.value(), xt::keep(points), xt::all())));
+  std::vector<std::int64_t> labels;
+  for (std::size_t i : points)
+    if (data.classification) labels.push_back(data.labels[i]);
   NWKernelRegressionND<T> net(data.d, widths_from_string(options.widths), T(0));
   for (std::size_t k = 0; k < w_init.size(); ++k) net.w().mutable_value()(k) = T(w_init[k]);
   auto [keys, values] = training_keys_values_nd(x, v, leave_one_out);

@@ -576,3 +576,19 @@ TEST(CliND, FiguresAndGraph) {
   }
   EXPECT_TRUE(fs::is_regular_file(tmp / "out_0" / "graph.dot"));
 }
+
+// --graph for classification: a label seen once among the first 20 training points gets its second
+// example into the graph's points (the leave-one-out cross-entropy needs it), for any d.
+TEST(CliND, GraphWithALabelOnceAmongTheFirstPoints) {
+  TempDir tmp;
+  std::ostringstream csv;
+  csv << "x1,x2,y\n";
+  for (int i = 0; i < 30; ++i)
+    csv << 0.1 * i << "," << 0.3 * (i * 7 % 5) << "," << (i == 19 || i == 25 ? 3 : i % 3) << "\n";
+  const std::string train = tmp.write("train.csv", csv.str());
+  const fs::path out = tmp / "out";
+  run_ok(tmp, "--train " + quote(train) + " --task classification --graph --no-plots --out " +
+                  quote(out.string()));
+  EXPECT_TRUE(fs::is_regular_file(out / "graph.dot"));
+  EXPECT_NE(slurp(out / "graph.dot").find("digraph"), std::string::npos);
+}
