@@ -58,6 +58,27 @@ inline Data make_data(std::size_t n) {
   return d;
 }
 
+// W5's data (d = 2): x_i uniform in [0, 5)^2 (streams 31, 32), row-major (n, 2);
+//   y_i = 2 sin(x_i1) + cos(x_i2) + 0.5 eps_i                  (eps: normals of stream 33)
+//   label_i = 1 if x_i2 > 2.5 + sin(2 x_i1), else 0             (two classes, both well populated)
+struct Data2d {
+  std::vector<double> x, y;         // x (n, 2) row-major
+  std::vector<std::int64_t> label;  // (n,)
+};
+
+inline Data2d make_data_2d(std::size_t n) {
+  Data2d d;
+  d.x.resize(2 * n), d.y.resize(n), d.label.resize(n);
+  const std::vector<double> eps = normals(n, 33);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double x1 = 5.0 * uniform(31, i), x2 = 5.0 * uniform(32, i);
+    d.x[2 * i] = x1, d.x[2 * i + 1] = x2;
+    d.y[i] = 2.0 * std::sin(x1) + std::cos(x2) + 0.5 * eps[i];
+    d.label[i] = x2 > 2.5 + std::sin(2.0 * x1) ? 1 : 0;
+  }
+  return d;
+}
+
 // W4's logits: "randn" gives N(0, 1) (stream 21); a number R gives -R u_i, uniform in [-R, 0].
 inline std::vector<double> logits(std::size_t n, const std::string& kind) {
   if (kind == "randn") return normals(n, 21);

@@ -10,8 +10,9 @@ Stages, in order:
      and PyTorch's chapter formulation (W1) back to back;
   3. W4 softmax by logit range (N(0, 1), U[-1, 0], U[-30, 0], U[-300, 0]), every side;
   4. the first comparison's workloads at w = 0.8 (W1 composed against n, W2, W3, 1 thread);
-  5. n = 100000: one fused epoch at the trained width;
-  6. examples' nadaraya_watson: its own per-epoch time at the trained width.
+  5. W5: a d = 2 epoch through the fused d-D ops (regression, cross-entropy) against PyTorch;
+  6. n = 100000: one fused epoch at the trained width;
+  7. examples' nadaraya_watson: its own per-epoch time at the trained width.
 Every configuration runs in a fresh process with OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
 MKL_NUM_THREADS = threads, one at a time.  Before each process the driver waits (bounded) for idle
 CPUs and records how busy they were, because this machine may be shared.
@@ -104,6 +105,19 @@ def classic_configs(args):
                     C("torch", "W1", n=50, dtype=dt, w=0.8, threads=1))
 
 
+def nd_configs(args):
+    """W5 (issue 11): one d = 2 training epoch through the fused d-D ops, regression and the
+    cross-entropy, tapegrad (gcc, clang) and PyTorch's plain rewrite back to back; at the largest n
+    also at w = 30, sharp attention, where the fused op visits only each row's window."""
+    for n in args.nd_sizes:
+        for w in (1.0, 30.0) if n == max(args.nd_sizes) else (1.0,):
+            for dt in args.dtypes:
+                for task in ("regression", "classification"):
+                    p = dict(n=n, dtype=dt, w=w, task=task)
+                    yield from (C("tapegrad", "W5", **p), C("tapegrad-clang", "W5", **p),
+                                C("torch", "W5", **p))
+
+
 def big_configs(args, widths):
     """n = 100000 (1e10 pairs): tapegrad only (PyTorch would need (n, n) matrices of 40-80 GB),
     one repetition, no warm-up, at the width training reaches."""
@@ -160,7 +174,7 @@ def wait_idle(max_wait, threshold=0.2):
     return busy, waited
 
 
-PARAMS = ("n", "w", "case", "logits", "lr", "epochs")  # passed as --name value
+PARAMS = ("n", "w", "case", "logits", "lr", "epochs", "task")  # passed as --name value
 
 
 def command(args, cfg, pol):
@@ -457,6 +471,31 @@ def other_table(results):
                 shape = (g or t)["shape"]
                 lines.append(f"| W3 bmm | {shape} | {dt} | 2 | {ms(g)} | {ms(t)} | "
                              f"**{fmt_ratio(ratio(g, t))}** | {mib(g)} / {mib(t)} |")
+    return "\n".join(lines)
+
+
+def nd_table(results):
+    """W5: the fused d-D ops' epoch against PyTorch's plain rewrite, with the loss and dL/dw_1
+    of both sides at the same w (float64 must agree to 1e-9, float32 to 2e-3)."""
+    lines = ["| task | n | w | dtype | tapegrad ms | clang ms | PyTorch ms | **tapegrad / PyTorch** | "
+             "peak RSS MiB tg / torch | loss rel. diff | dL/dw1 rel. diff |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    cases = sorted({(r["n"], r["w"]) for r in results if r["workload"] == "W5"})
+    for task in ("regression", "classification"):
+        for n, w in cases:
+            for dt in ("float32", "float64"):
+                g = find(results, "tapegrad", "W5", dt, n=n, w=w, task=task)
+                c = find(results, "tapegrad-clang", "W5", dt, n=n, w=w, task=task)
+                t = find(results, "torch", "W5", dt, n=n, w=w, task=task)
+                if not (g or t):
+                    continue
+                el = eg = "-"
+                if g and t and "loss_at_w_init" in g and "loss_at_w_init" in t:
+                    rel = lambda a, b: abs(a - b) / abs(b) if b else abs(a - b)
+                    el = f"{rel(g['loss_at_w_init'], t['loss_at_w_init']):.1e}"
+                    eg = f"{rel(g['grad_at_w_init'], t['grad_at_w_init']):.1e}"
+                lines.append(f"| {task} | {n} | {w:g} | {dt} | {ms(g)} | {ms(c)} | {ms(t)} | "
+                             f"**{fmt_ratio(ratio(g, t))}** | {mib(g)} / {mib(t)} | {el} | {eg} |")
     return "\n".join(lines)
 
 
@@ -769,6 +808,9 @@ def report(results, info, outdir, stamp):
         "### W1 at w = 0.8 against n (the first comparison; medians, ms; ratio < 1: tapegrad faster)",
         w1_table(results),
         "![W1 scaling](perf_scaling.png)",
+        "### W5: d = 2 training epoch, fused d-D ops against PyTorch's plain rewrite "
+        "(leave-one-out, per-coordinate w = (w, w), 2 threads, medians, ms)",
+        nd_table(results),
         "### W2 prediction, W3 bmm (2 threads, medians, ms)",
         other_table(results),
         "### Against the first comparison (run 20261123-013051): same-run ratios then and now "
@@ -816,6 +858,7 @@ def settings(args):
         args.sizes, args.predict_sizes, args.classic_dtypes = [50], [1000], ["float32"]
         args.big, args.big_dtypes, args.fit_epochs, args.fit_epochs_big = True, ["float32"], 30, 1
         args.program_epochs = 10
+        args.nd_sizes = [1000]
         args.min_time, args.min_reps, args.max_time, args.warmup = 0.2, 3, 3.0, 1
     else:
         args.sweep_sizes, args.chapter_sizes, args.sweep_w = [4000, 1000], [4000, 1000], SWEEP_W
@@ -824,6 +867,7 @@ def settings(args):
         args.classic_dtypes = args.dtypes
         args.big, args.big_dtypes, args.fit_epochs, args.fit_epochs_big = True, ["float32"], 100, 3
         args.program_epochs = 30
+        args.nd_sizes = [1000, 4000]
         args.min_time, args.min_reps, args.max_time, args.warmup = 0.7, 5, 10.0, 1
     args.big_n = 100000
 
@@ -867,7 +911,8 @@ def run_all(args, info, outdir):
     print(f"# results in {outdir}", flush=True)
     widths = find_widths(args, log) if not args.only or "W1f" in args.only else {}
     cfgs = [c for c in (*sweep_configs(args, widths), *softmax_configs(args),
-                        *classic_configs(args), *big_configs(args, widths)) if available(args, c)]
+                        *classic_configs(args), *nd_configs(args), *big_configs(args, widths))
+            if available(args, c)]
     print(f"# widths {widths}; {len(cfgs)} processes", flush=True)
     for cfg in cfgs:
         log(run_one(args, cfg))
@@ -911,7 +956,7 @@ def main():
     ap.add_argument("--plot-threads", type=int, default=2, help="thread count the plots show")
     ap.add_argument("--report-only", help="re-make the report from an existing results.jsonl")
     ap.add_argument("--only", nargs="+", default=None, metavar="WORKLOAD",
-                    help="run only these workloads (W1 W1f W1b W2 W2c W3 W4), e.g. after a change")
+                    help="run only these workloads (W1 W1f W1b W2 W2c W3 W4 W5), e.g. after a change")
     ap.add_argument("--update-doc", nargs="?", const=os.path.join(HERE, "..", "docs", "performance.md"),
                     default=None, metavar="DOC",
                     help="after the run, replace DOC's generated block (default docs/performance.md) "

@@ -9,8 +9,9 @@
 // definitions and the same data (bench_data.h), so that the rows compare like with like.
 //
 // Usage (normally called by bench/run.py):
-//   tapegrad_bench --workload W1|W1f|W2|W2c|W3|W4|fit --dtype float32|float64
+//   tapegrad_bench --workload W1|W1f|W2|W2c|W3|W4|W5|fit --dtype float32|float64
 //                  [--n N] [--w W] [--lr LR --epochs E] [--case vec|mat] [--logits randn|R]
+//                  [--task regression|classification]
 //                  [--min-time s]
 //                  [--min-reps k] [--max-reps k] [--max-time s] [--warmup k]
 //
@@ -33,6 +34,11 @@
 //        with a random upstream gradient (median_ms). --logits randn: N(0, 1) logits; --logits R
 //        (a number): uniform in [-R, 0], where exp(logit - max) spans down to e^-R: R = 300
 //        underflows most of every row, the regime of a sharp attention.
+//   W5   one training epoch on d = 2 inputs (bench_data.h's make_data_2d) through the fused d-D
+//        ops (ops/attention_nd.h), leave-one-out, per-coordinate widths w = (W, W) (--w, default
+//        1) reset before every epoch: --task regression: nw_attention_pool_nd with values y
+//        (n, 1), loss 1/2 sum (f - y)^2; --task classification: nw_cross_entropy_nd on the two
+//        labels. Forward, backward, SGD step.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -53,6 +59,7 @@
 #include "bench/bench_data.h"
 #include "models/nadaraya_watson.h"
 #include "models/sgd.h"
+#include "ops/attention_nd.h"
 #include "tapegrad.h"
 
 // OpenBLAS's own query; declared here because <cblas.h> clashes with xtensor-blas's declarations.
@@ -207,6 +214,48 @@ void run_train(const std::string& wl, std::size_t n, double w_bench, const Timin
   out["shape"] = "n=" + std::to_string(n);
 }
 
+// W5: one epoch of the d = 2 model through the fused d-D op, regression or classification.
+template <class T>
+void run_train_nd(const std::string& task, std::size_t n, double w_bench, const TimingPolicy& pol,
+                  json& out) {
+  const bench::Data2d d = bench::make_data_2d(n);
+  xt::xarray<T> x = xt::zeros<T>({n, std::size_t(2)}), y = xt::zeros<T>({n, std::size_t(1)});
+  for (std::size_t i = 0; i < 2 * n; ++i) x.data()[i] = static_cast<T>(d.x[i]);
+  for (std::size_t i = 0; i < n; ++i) y.data()[i] = static_cast<T>(d.y[i]);
+  const Tensor<T> xs(x), ys(y);
+  Tensor<T> w(xt::xarray<T>(xt::full_like(xt::xarray<T>::from_shape({2}), T(w_bench))), true);
+  SGD<T> opt({w}, static_cast<T>(kLr));
+  auto reset = [&] { w.mutable_value().fill(static_cast<T>(w_bench)); };
+  const bool regression = task == "regression";
+  if (!regression && task != "classification")
+    throw std::invalid_argument("--task must be regression or classification");
+
+  std::vector<double> fwd_ms;
+  T last_loss = 0, last_grad = 0;
+  auto epoch = [&] {
+    opt.zero_grad();
+    const auto t0 = Clock::now();
+    const Tensor<T> total =
+        regression ? sum(square(nw_attention_pool_nd(xs, xs, ys, w, /*leave_one_out=*/true) - ys)) /
+                         static_cast<T>(2)
+                   : nw_cross_entropy_nd(xs, xs, d.label, d.label, w, /*leave_one_out=*/true);
+    fwd_ms.push_back(1e3 * seconds_since(t0));
+    total.backward();
+    last_loss = total.item();
+    last_grad = w.grad()(0);
+    opt.step();
+  };
+  reset();
+  epoch();
+  out["loss_at_w_init"] = static_cast<double>(last_loss);
+  out["grad_at_w_init"] = static_cast<double>(last_grad);
+  out["rss_after_setup_MiB"] = rss_now_mib();
+  fwd_ms.clear();
+  put_stats(out, time_it(pol, epoch, reset));
+  out["fwd_ms_median"] = median_of(fwd_ms);
+  out["shape"] = "n=" + std::to_string(n) + " d=2";
+}
+
 // fit: train w on the benchmark's data (the chapter's function and noise) with the fused op, as
 // examples/nadaraya_watson does, and report where w ends up. Not timed beyond the total.
 template <class T>
@@ -325,6 +374,12 @@ void run(const std::string& wl, const std::map<std::string, std::string>& a,
     out["n"] = n();
     out["w"] = w;
     run_train<T>(wl, n(), w, pol, out);
+  } else if (wl == "W5") {
+    const double w = a.count("w") ? std::stod(a.at("w")) : 1.0;
+    out["n"] = n();
+    out["w"] = w;
+    out["task"] = a.count("task") ? a.at("task") : "regression";
+    run_train_nd<T>(out["task"].get<std::string>(), n(), w, pol, out);
   } else if (wl == "fit") {
     out["n"] = n();
     run_fit<T>(n(), std::stod(a.at("w")), std::stod(a.at("lr")), std::stoi(a.at("epochs")), out);
@@ -354,8 +409,9 @@ int main(int argc, char** argv) {
     a[k.substr(2)] = argv[i + 1];
   }
   if (!a.count("workload") || !a.count("dtype")) {
-    std::cerr << "usage: tapegrad_bench --workload W1|W1f|W2|W2c|W3|W4 --dtype float32|float64 "
-                 "[--n N] [--w W] [--case vec|mat] [--logits randn|R] [--min-time s] "
+    std::cerr << "usage: tapegrad_bench --workload W1|W1f|W2|W2c|W3|W4|W5 --dtype float32|float64 "
+                 "[--n N] [--w W] [--case vec|mat] [--logits randn|R] "
+                 "[--task regression|classification] [--min-time s] "
                  "[--min-reps k] [--max-reps k] [--max-time s] [--warmup k]\n";
     return 2;
   }

@@ -18,6 +18,13 @@ bit-identical to bench/bench_data.h) and the timing loop are the same as tapegra
   W3   torch.bmm (2000,1,2000)x(2000,2000,1) ("vec") and (64,128,128)x(64,128,128) ("mat").
   W4   softmax (4000,4000) along dim 1: forward (fwd_ms_median) and forward+backward (median_ms);
        cfg["logits"] "randn" (N(0, 1)) or a number R (uniform in [-R, 0], bench_data.h's logits).
+  W5   one training epoch on d = 2 inputs (bench_data_2d, as bench_data.h's make_data_2d), the
+       plain PyTorch rewrite of tapegrad's fused d-D ops: per-coordinate widths w (2,) (cfg["w"],
+       default 1, reset before every epoch), leave-one-out; timed: logits = -1/2 sum over the
+       coordinates of ((x_i - x_j) w)^2 from the (n, n, 2) differences (precomputed once),
+       masked diagonal; cfg["task"] "regression": softmax @ y, 1/2 sum of squares;
+       "classification": logsumexp over the row's class minus logsumexp over all keys; backward,
+       SGD step.
 
 Usage
   python3 torch_bench.py --worker '{"workload": "W1", "n": 1000, "dtype": "float32", ...}'
@@ -62,6 +69,53 @@ def logits(n, kind):
     if kind == "randn":
         return normals(n, 21)
     return -float(kind) * _uniform(21, n)
+
+
+def bench_data_2d(n):
+    """x (n, 2) uniform in [0, 5)^2, y = 2 sin x1 + cos x2 + 0.5 eps, label = x2 > 2.5 + sin 2 x1
+    (float64 numpy and int64; see bench_data.h's make_data_2d)."""
+    x = np.stack([5.0 * _uniform(31, n), 5.0 * _uniform(32, n)], axis=1)
+    y = 2.0 * np.sin(x[:, 0]) + np.cos(x[:, 1]) + 0.5 * normals(n, 33)
+    label = (x[:, 1] > 2.5 + np.sin(2.0 * x[:, 0])).astype(np.int64)
+    return x, y, label
+
+
+def make_epoch_nd(task, n, dtype, w_bench=1.0):
+    """(epoch, reset, fwd_ms) for W5: the d = 2 epoch, regression or classification."""
+    import torch
+
+    xd, yd, labels = bench_data_2d(n)
+    x, y = torch.from_numpy(xd).to(dtype), torch.from_numpy(yd).to(dtype)
+    label = torch.from_numpy(labels)
+    w = torch.nn.Parameter(torch.full((2,), w_bench, dtype=dtype))
+    diff2 = (x[:, None, :] - x[None, :, :]) ** 2  # (n, n, 2), once, untimed (as W1b's D2)
+    diag = torch.eye(n, dtype=torch.bool)
+    other_class = label[:, None] != label[None, :]
+    trainer = torch.optim.SGD([w], lr=LR)
+    fwd_ms = []
+
+    def epoch():
+        trainer.zero_grad()
+        t0 = time.perf_counter()
+        logits = (diff2 @ (-0.5 * w * w)).masked_fill(diag, float("-inf"))  # (n, n)
+        if task == "regression":
+            yhat = torch.softmax(logits, dim=1) @ y
+            total = 0.5 * ((yhat - y) ** 2).sum()
+        elif task == "classification":
+            own = torch.logsumexp(logits.masked_fill(other_class, float("-inf")), dim=1)
+            total = (torch.logsumexp(logits, dim=1) - own).sum()
+        else:
+            raise ValueError(task)
+        fwd_ms.append(1e3 * (time.perf_counter() - t0))
+        total.backward()
+        epoch.last = (float(total), float(w.grad[0]))
+        trainer.step()
+
+    def reset():
+        with torch.no_grad():
+            w.fill_(w_bench)
+
+    return epoch, reset, fwd_ms
 
 
 def bench_data(n):
@@ -204,6 +258,19 @@ def worker(cfg):
         put_stats(out, *time_it(epoch, pol, pre=reset))
         out["fwd_ms_median"] = statistics.median(fwd_ms)
         out["shape"] = f"n={n}"
+    elif wl == "W5":
+        n = out["n"] = cfg["n"]
+        out["w"] = cfg.get("w", 1.0)
+        out["task"] = cfg.get("task", "regression")
+        epoch, reset, fwd_ms = make_epoch_nd(out["task"], n, dtype, out["w"])
+        reset()
+        epoch()
+        out["loss_at_w_init"], out["grad_at_w_init"] = epoch.last
+        out["rss_after_setup_MiB"] = _rss_mb()
+        fwd_ms.clear()
+        put_stats(out, *time_it(epoch, pol, pre=reset))
+        out["fwd_ms_median"] = statistics.median(fwd_ms)
+        out["shape"] = f"n={n} d=2"
     elif wl == "W2":
         n = out["n"] = cfg["n"]
         xd, yd = bench_data(n)

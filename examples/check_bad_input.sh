@@ -1,6 +1,7 @@
 #!/bin/sh
 # check_bad_input.sh PROGRAM OUTDIR ARGS...: runs PROGRAM ARGS... --out OUTDIR and checks the
-# bad-input contract: exit status 2, exactly one line on stderr, OUTDIR not created.
+# bad-input contract: exit status 2, exactly one line on stderr, OUTDIR not created. The exercises
+# and the nadaraya_watson program (its --dataset/--task/--loss/--widths combinations) use it.
 set -u
 exe=$1 out=$2
 shift 2

@@ -110,49 +110,80 @@ double parse_cell(const std::string& cell, const std::string& column, std::size_
 
 }  // namespace
 
-Columns parse_csv(std::istream& in, const std::vector<std::string>& header, const std::string& name,
-                  const CsvLimits& limits) {
+Table parse_csv_table(std::istream& in, const HeaderRule& rule, const std::string& name,
+                      const CsvLimits& limits) {
   std::string line;
   std::size_t lineno = 0, file_bytes = 0, rows = 0;
+  Table table;
   bool have_header = false;
-  Columns cols(header.size());
   while (read_line(in, line, lineno + 1, file_bytes, limits, name)) {
     ++lineno;
     if (lineno == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
     if (trim(line).empty()) continue;
     const auto fields = split(line);
     if (!have_header) {
-      if (fields != header)
-        throw InputError(
-            name, lineno,
-            "expected the header '" + joined(header) + "', found '" + printable(trim(line)) + "'");
+      const std::string problem = rule.problem(fields);
+      if (!problem.empty()) throw InputError(name, lineno, problem);
+      table.header = fields;
+      table.columns.assign(fields.size(), {});
       have_header = true;
       continue;
     }
-    if (fields.size() != header.size())
+    if (fields.size() != table.header.size())
       throw InputError(name, lineno,
-                       "expected " + std::to_string(header.size()) + " field(s) (" +
-                           joined(header) + "), found " + std::to_string(fields.size()));
+                       "expected " + std::to_string(table.header.size()) + " field(s) (" +
+                           joined(table.header) + "), found " + std::to_string(fields.size()));
     if (++rows > limits.max_rows)
       throw InputError(name, lineno,
                        "more than the limit of " + std::to_string(limits.max_rows) + " rows");
     for (std::size_t c = 0; c < fields.size(); ++c)
-      cols[c].push_back(parse_cell(fields[c], header[c], lineno, limits, name));
+      table.columns[c].push_back(parse_cell(fields[c], table.header[c], lineno, limits, name));
+    table.row_lines.push_back(lineno);
   }
   if (in.bad()) throw InputError(name, 0, "read error");
   if (!have_header)
-    throw InputError(name, 0, "empty file (expected the header '" + joined(header) + "')");
-  return cols;
+    throw InputError(name, 0, "empty file (expected the header " + rule.expected + ")");
+  return table;
 }
 
-Columns read_csv(const std::string& path, const std::vector<std::string>& header,
-                 const CsvLimits& limits) {
+namespace {
+
+HeaderRule exact_header(const std::vector<std::string>& header) {
+  HeaderRule rule;
+  rule.expected = "'" + joined(header) + "'";
+  rule.problem = [header](const std::vector<std::string>& fields) -> std::string {
+    if (fields == header) return "";
+    return "expected the header '" + joined(header) + "', found '" + printable(joined(fields)) +
+           "'";
+  };
+  return rule;
+}
+
+// Opens `path` for reading; a directory or an unreadable file is an InputError.
+std::ifstream open_csv(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw InputError(path, 0, "is a directory, not a CSV file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, std::string("cannot open: ") + std::strerror(errno));
-  return parse_csv(in, header, path, limits);
+  return in;
+}
+
+}  // namespace
+
+Columns parse_csv(std::istream& in, const std::vector<std::string>& header, const std::string& name,
+                  const CsvLimits& limits) {
+  return parse_csv_table(in, exact_header(header), name, limits).columns;
+}
+
+Table read_csv_table(const std::string& path, const HeaderRule& rule, const CsvLimits& limits) {
+  std::ifstream in = open_csv(path);
+  return parse_csv_table(in, rule, path, limits);
+}
+
+Columns read_csv(const std::string& path, const std::vector<std::string>& header,
+                 const CsvLimits& limits) {
+  return read_csv_table(path, exact_header(header), limits).columns;
 }
 
 }  // namespace tapegrad

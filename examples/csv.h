@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cfloat>
+#include <functional>
 #include <istream>
 #include <stdexcept>
 #include <string>
@@ -50,5 +51,26 @@ Columns parse_csv(std::istream& in, const std::vector<std::string>& header, cons
 // Opens and parses a file; an unreadable file is an InputError too.
 Columns read_csv(const std::string& path, const std::vector<std::string>& header,
                  const CsvLimits& limits = CsvLimits());
+
+// A header that is one of several: `problem` returns "" for an accepted header (its fields, trimmed)
+// and otherwise the error message ("expected the header 'x,y' or 'x1,...,xd,y', found 'a,b'");
+// `expected` describes the accepted headers for an empty file's message.
+struct HeaderRule {
+  std::function<std::string(const std::vector<std::string>& fields)> problem;
+  std::string expected;
+};
+
+// A parsed file whose header was chosen by a HeaderRule: the header's column names, the columns,
+// and the file line of every row (blank lines are skipped, so rows and lines differ).
+struct Table {
+  std::vector<std::string> header;
+  Columns columns;
+  std::vector<std::size_t> row_lines;
+};
+
+Table parse_csv_table(std::istream& in, const HeaderRule& rule, const std::string& name,
+                      const CsvLimits& limits = CsvLimits());
+Table read_csv_table(const std::string& path, const HeaderRule& rule,
+                     const CsvLimits& limits = CsvLimits());
 
 }  // namespace tapegrad

@@ -33,70 +33,205 @@ CsvLimits csv_limits(const Options& options, std::size_t max_rows) {
   return limits;
 }
 
+std::string x_names(std::size_t d) {
+  std::string s;
+  for (std::size_t k = 1; k <= d; ++k) s += (k > 1 ? ",x" : "x") + std::to_string(k);
+  return s;
+}
+
+bool is_x_header(const std::vector<std::string>& fields, std::size_t count) {
+  if (count == 1 && fields.size() >= 1 && fields[0] == "x") return true;
+  for (std::size_t k = 0; k < count; ++k)
+    if (k >= fields.size() || fields[k] != "x" + std::to_string(k + 1)) return false;
+  return true;
+}
+
+std::string joined(const std::vector<std::string>& fields) {
+  std::string s;
+  for (std::size_t i = 0; i < fields.size(); ++i) s += (i ? "," : "") + fields[i];
+  return s.size() > 60 ? s.substr(0, 60) + "..." : s;
+}
+
+// --train: x,y or x1,...,xd,y with 1 <= d <= kMaxDims.
+HeaderRule training_header() {
+  HeaderRule rule;
+  rule.expected = "'x,y' or 'x1,...,xd,y'";
+  rule.problem = [](const std::vector<std::string>& fields) -> std::string {
+    const std::size_t d = fields.size() - 1;
+    if (fields.size() >= 2 && fields.back() == "y" && d <= limits::kMaxDims &&
+        is_x_header(fields, d))
+      return "";
+    return "expected the header 'x,y' or 'x1,...,xd,y' (d from 1 to " +
+           std::to_string(limits::kMaxDims) + "), found '" + joined(fields) + "'";
+  };
+  return rule;
+}
+
+// --query: x or x1,...,xd with the training data's d.
+HeaderRule query_header(std::size_t d) {
+  HeaderRule rule;
+  rule.expected = d == 1 ? "'x'" : "'" + x_names(d) + "'";
+  rule.problem = [d](const std::vector<std::string>& fields) -> std::string {
+    if (fields.size() == d && is_x_header(fields, d)) return "";
+    return "expected the header " + std::string(d == 1 ? "'x' or 'x1'" : "'" + x_names(d) + "'") +
+           " (the training inputs have d = " + std::to_string(d) + "), found '" + joined(fields) +
+           "'";
+  };
+  return rule;
+}
+
+// The columns x1..xd of a table as row-major (rows, d).
+std::vector<double> row_major(const Columns& columns, std::size_t d) {
+  std::vector<double> x;
+  const std::size_t rows = columns[0].size();
+  x.reserve(rows * d);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t k = 0; k < d; ++k) x.push_back(columns[k][r]);
+  return x;
+}
+
+// Classification: y holds integer labels 0..kMaxClasses-1, each label 0..C-1 at least twice.
+void read_labels(const std::string& path, const Table& table, Data& data) {
+  const std::vector<double>& y = table.columns.back();
+  for (std::size_t r = 0; r < y.size(); ++r) {
+    if (!(y[r] >= 0 && y[r] < double(limits::kMaxClasses) && y[r] == std::floor(y[r])))
+      throw InputError(path, table.row_lines[r],
+                       "column y: '" + str(y[r]) + "' is not a class label (an integer from 0 to " +
+                           std::to_string(limits::kMaxClasses - 1) + ")");
+    data.labels.push_back(static_cast<std::int64_t>(y[r]));
+  }
+}
+
+void check_label_counts(const std::string& source, Data& data) {
+  const std::int64_t largest = *std::max_element(data.labels.begin(), data.labels.end());
+  data.classes = static_cast<std::size_t>(largest + 1);
+  std::vector<std::size_t> count(data.classes, 0);
+  for (std::int64_t label : data.labels) ++count[static_cast<std::size_t>(label)];
+  for (std::size_t c = 0; c < data.classes; ++c)
+    if (count[c] < 2)
+      throw InputError(source, 0,
+                       "label " + std::to_string(c) + " appears " + std::to_string(count[c]) +
+                           " time(s); every label 0.." + std::to_string(data.classes - 1) +
+                           " needs at least 2 examples (leave-one-out needs another of its class)");
+}
+
 void read_training_file(const Options& options, Data& data) {
-  const Columns columns =
-      read_csv(options.train_path, {"x", "y"}, csv_limits(options, limits::kMaxTrainPoints));
+  const Table table = read_csv_table(options.train_path, training_header(),
+                                     csv_limits(options, limits::kMaxTrainPoints));
+  const Columns& columns = table.columns;
   if (columns[0].size() < 2)
     throw InputError(options.train_path, 0,
                      "needs at least 2 training rows, found " + std::to_string(columns[0].size()));
-  data.x_train = columns[0], data.y_train = columns[1];
+  data.d = columns.size() - 1;
+  data.x_train = row_major(columns, data.d), data.y_train = columns.back();
   data.source = options.train_path;
+  if (options.task == "classification") {
+    data.classification = true;
+    read_labels(options.train_path, table, data);
+    check_label_counts(options.train_path, data);
+  }
+  if (data.d >= 2) {  // default queries: the training inputs themselves
+    data.x_query = data.x_train;
+    return;
+  }
   // Default queries: 50 points evenly spread over the training inputs' range.
   const auto [lo, hi] = std::minmax_element(data.x_train.begin(), data.x_train.end());
   for (int i = 0; i < 50; ++i) data.x_query.push_back(*lo + (*hi - *lo) * (i / 49.0));
+}
+
+// The generator's truth at (d-dimensional) input x, or NaN where it has none.
+double generated_truth(const std::string& dataset, const double* x) {
+  if (dataset == "chapter" || dataset == "chapter2d") return chapter_truth(x[0]);
+  if (dataset == "surface") return surface_truth(x[0], x[1]);
+  return NAN;
+}
+
+void generate(const Options& options, Rng& rng, Data& data) {
+  const std::string dataset = dataset_name(options);
+  const std::size_t n = static_cast<std::size_t>(options.n_train);
+  data.source = "the " + (dataset == "chapter" ? std::string("chapter's") : dataset) +
+                " data (seed " + std::to_string(options.seed) + ")";
+  if (dataset == "chapter") {
+    ChapterData chapter = make_chapter_data(rng, n);
+    data.x_train = chapter.x_train, data.y_train = chapter.y_train, data.x_query = chapter.x_query,
+    data.y_truth = chapter.y_truth;
+    return;
+  }
+  const PlaneData plane = dataset == "chapter2d" ? make_chapter2d_data(rng, n)
+                          : dataset == "surface" ? make_surface_data(rng, n)
+                                                 : make_moons_data(rng, n);
+  data.d = 2;
+  data.x_train = plane.x_train, data.y_train = plane.y_train, data.x_query = plane.x_query,
+  data.y_truth = plane.y_truth;
+  if (dataset == "moons") {
+    data.classification = true;
+    for (double y : data.y_train) data.labels.push_back(static_cast<std::int64_t>(y));
+    check_label_counts(data.source, data);
+  }
+}
+
+void read_query_file(const Options& options, Data& data) {
+  const Table queries = read_csv_table(options.query_path, query_header(data.d),
+                                       csv_limits(options, limits::kMaxQueries));
+  if (queries.columns[0].empty()) throw InputError(options.query_path, 0, "no query rows");
+  data.x_query = row_major(queries.columns, data.d);
+  data.y_truth.clear();
+  if (!options.train_path.empty()) return;  // the truth is known for the generators only
+  for (std::size_t q = 0; q < data.n_query(); ++q)
+    data.y_truth.push_back(generated_truth(dataset_name(options), &data.x_query[q * data.d]));
+  // 2 sin(x) + x^0.8 is defined for x >= 0 and overflows nowhere in double; a query where the truth
+  // is not a number (x < 0) has none to compare with, so no MSE is printed.
+  if (!std::all_of(data.y_truth.begin(), data.y_truth.end(),
+                   [](double y) { return std::isfinite(y); }))
+    data.y_truth.clear();
 }
 
 }  // namespace
 
 Data load_data(const Options& options, Rng& rng) {
   Data data;
-  if (options.train_path.empty()) {
-    ChapterData chapter = make_chapter_data(rng, static_cast<std::size_t>(options.n_train));
-    data.x_train = chapter.x_train, data.y_train = chapter.y_train, data.x_query = chapter.x_query,
-    data.y_truth = chapter.y_truth;
-    data.source = "the chapter's data (seed " + std::to_string(options.seed) + ")";
-  } else {
+  if (options.train_path.empty())
+    generate(options, rng, data);
+  else
     read_training_file(options, data);
-  }
-  if (!options.query_path.empty()) {
-    const Columns queries =
-        read_csv(options.query_path, {"x"}, csv_limits(options, limits::kMaxQueries));
-    if (queries[0].empty()) throw InputError(options.query_path, 0, "no query rows");
-    data.x_query = queries[0];
-    data.y_truth.clear();
-    if (options.train_path.empty())  // the truth is known for the chapter's generator only
-      for (double x : data.x_query) data.y_truth.push_back(chapter_truth(x));
-    // 2 sin(x) + x^0.8 is defined for x >= 0 and overflows nowhere in double; a query where it is
-    // not a number (x < 0) has no truth to compare with, so no MSE is printed.
-    if (!std::all_of(data.y_truth.begin(), data.y_truth.end(),
-                     [](double y) { return std::isfinite(y); }))
-      data.y_truth.clear();
-  }
-  const double entries = double(data.x_query.size()) * double(data.x_train.size());
+  if (!options.query_path.empty()) read_query_file(options, data);
+  const double entries = double(data.n_query()) * double(data.n_train());
   if (entries > limits::kMaxAttentionEntries)
     throw UsageError("the attention matrices would have " + str(entries) + " entries (" +
-                     std::to_string(data.x_query.size()) + " queries x " +
-                     std::to_string(data.x_train.size()) + " training points), over the limit of " +
+                     std::to_string(data.n_query()) + " queries x " +
+                     std::to_string(data.n_train()) + " training points), over the limit of " +
                      str(limits::kMaxAttentionEntries) + ": use fewer --query rows or --n-train");
   return data;
 }
 
 void check_magnitudes(const Data& data, const Options& options) {
-  const double largest = dtype_max(options.dtype), n = double(data.x_train.size());
-  std::vector<double> xs = data.x_train;
-  xs.insert(xs.end(), data.x_query.begin(), data.x_query.end());
-  const auto [x_lo, x_hi] = std::minmax_element(xs.begin(), xs.end());
-  if (!(*x_hi - *x_lo <= largest))
-    throw UsageError(data.source + ": inputs x span " + str(*x_lo) + " to " + str(*x_hi) +
-                     ", whose differences overflow " + options.dtype + "; rescale x" +
+  const double largest = dtype_max(options.dtype), n = double(data.n_train());
+  const std::size_t d = data.d;
+  double squared_span = 0;  // sum_k (span of coordinate k)^2: the largest squared distance
+  for (std::size_t k = 0; k < d; ++k) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (const auto* xs : {&data.x_train, &data.x_query})
+      for (std::size_t i = k; i < xs->size(); i += d)
+        lo = std::min(lo, (*xs)[i]), hi = std::max(hi, (*xs)[i]);
+    const std::string name = d == 1 ? "x" : "x" + std::to_string(k + 1);
+    if (!(hi - lo <= largest))
+      throw UsageError(data.source + ": inputs " + name + " span " + str(lo) + " to " + str(hi) +
+                       ", whose differences overflow " + options.dtype + "; rescale " + name +
+                       (options.dtype == "float32" ? " or use --dtype float64" : ""));
+    squared_span += (hi - lo) * (hi - lo);
+  }
+  if ((d >= 2 || data.classification) && !(squared_span <= largest))
+    throw UsageError(data.source + ": the inputs' squared distances reach " + str(squared_span) +
+                     ", which overflows " + options.dtype + "; rescale x" +
                      (options.dtype == "float32" ? " or use --dtype float64" : ""));
+  if (data.classification) return;  // the losses of probabilities are at most n
   double y_max = 0;
   for (double y : data.y_train) y_max = std::max(y_max, std::abs(y));
   // 1/2 sum_i (f_i - y_i)^2 with |f_i|, |y_i| <= y_max is at most 2 n y_max^2.
   const double y_bound = std::sqrt(largest / (2 * n));
   if (y_max > y_bound)
     throw UsageError(data.source + ": targets y up to " + str(y_max) + " overflow the " +
-                     options.dtype + " loss (" + std::to_string(data.x_train.size()) +
+                     options.dtype + " loss (" + std::to_string(data.n_train()) +
                      " points need |y| <= " + str(y_bound) + "); rescale y or use --dtype float64");
 }
 

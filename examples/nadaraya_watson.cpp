@@ -5,11 +5,17 @@
 //                   [--kernel gaussian|boxcar|constant|epanechikov] [--sigma X]
 //                   [--dtype float32|float64] [--threads N] [--out DIR] [--no-plots] [--keep-self]
 //                   [--impl composed|fused] [--memory-budget MIB] [--n-train N]
-//                   [--save PATH] [--resume PATH]
+//                   [--save PATH] [--resume PATH] [--graph]
+//                   [--dataset chapter|chapter2d|surface|moons] [--task regression|classification]
+//                   [--widths shared|per-coordinate] [--loss squared|cross-entropy]
 //
 // With no arguments: the chapter's data (seeded), average pooling, nonparametric pooling, 5 epochs
 // of leave-one-out training of NWKernelRegression with SGD (lr 0.5) through the chapter's own ops
 // (repeat_interleave, softmax, bmm), predictions, CSV/JSON outputs and figures in out/.
+//
+// This file is the chapter's path (d = 1 regression: the scalar model NWKernelRegression, exactly
+// the chapter's numbers); d >= 2 and classification take the d-dimensional path, examples/nw_nd.cpp,
+// through the same five steps.
 //
 // The program reads as its five steps: load (flags, data, checkpoint: everything validated before
 // the first epoch), pool (average and nonparametric), train, predict, write (one transaction,
@@ -32,6 +38,7 @@
 
 #include "examples/csv.h"
 #include "examples/inputs.h"
+#include "examples/nw_program.h"
 #include "examples/options.h"
 #include "examples/outputs.h"
 #include "examples/plots.h"
@@ -44,32 +51,6 @@
 using namespace tapegrad;
 
 namespace {
-
-template <class T>
-Tensor<T> as_tensor(const std::vector<double>& values) {
-  xt::xarray<T> a = xt::zeros<T>({values.size()});
-  for (std::size_t i = 0; i < values.size(); ++i) a(i) = static_cast<T>(values[i]);
-  return Tensor<T>(std::move(a));
-}
-
-template <class T>
-std::vector<double> to_vector(const xt::xarray<T>& a) {
-  return std::vector<double>(a.begin(), a.end());
-}
-
-template <class T>
-Matrix to_matrix(const xt::xarray<T>& a) {
-  Matrix m(a.shape()[0], std::vector<double>(a.shape()[1]));
-  for (std::size_t r = 0; r < m.size(); ++r)
-    for (std::size_t c = 0; c < m[r].size(); ++c) m[r][c] = a(r, c);
-  return m;
-}
-
-double mse(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
-  return s / double(a.size());
-}
 
 // The data as tensors of the run's dtype.
 template <class T>
@@ -96,32 +77,10 @@ struct Model {
   }
 };
 
-// The program's fields of a checkpoint's meta, checked by meaning before the model is touched.
-long checked_epochs_done(const nlohmann::json& meta, const Options& options) {
-  const std::string where = "checkpoint " + options.resume_path + ": ";
-  if (meta.contains("dtype") && meta["dtype"] != options.dtype)
-    throw CheckpointError(where + "meta.dtype " + meta["dtype"].dump().substr(0, 40) +
-                          " does not match --dtype " + options.dtype);
-  if (meta.contains("seed") && !meta["seed"].is_number_unsigned())
-    throw CheckpointError(where + "meta.seed is not an unsigned integer");
-  if (!meta.contains("epochs_done")) return 0;
-  const auto& done = meta["epochs_done"];
-  if (!done.is_number_unsigned() || done.get<std::uint64_t>() > std::uint64_t(limits::kMaxEpochs))
-    throw CheckpointError(where + "meta.epochs_done must be an integer from 0 to " +
-                          std::to_string(limits::kMaxEpochs) + ", got " +
-                          done.dump().substr(0, 40));
-  const long epochs_done = done.get<long>();
-  if (epochs_done + options.epochs > limits::kMaxEpochs)
-    throw UsageError("--epochs " + std::to_string(options.epochs) + " after the checkpoint's " +
-                     std::to_string(epochs_done) + " epochs exceeds the limit of " +
-                     std::to_string(limits::kMaxEpochs));
-  return epochs_done;
-}
-
 template <class T>
-void resume(const Options& options, Model<T>& model) {
+void resume(const Options& options, const Data& data, Model<T>& model) {
   const CheckpointContents<T> contents = read_checkpoint<T>(options.resume_path);
-  const long epochs_done = checked_epochs_done(contents.meta, options);
+  const long epochs_done = checked_epochs_done(contents.meta, options, data);
   restore_checkpoint(contents, model.named, model.optimizer, options.resume_path);
   model.w_init = static_cast<double>(model.net.w().value()(0));
   model.epochs_before = epochs_done;
@@ -174,32 +133,10 @@ Pooled<T> pool(const Options& options, const Data& data, const DataTensors<T>& t
 // 11.1 x (3000 x 2999 x 8 bytes).
 constexpr double kComposedArraysAlive = 11;
 
-// composed unless --impl says otherwise or its intermediates exceed --memory-budget; prints one
-// line when it switches.
-bool use_fused(const Options& options, std::size_t n, std::size_t n_query,
-               std::size_t value_bytes) {
-  if (!options.impl.empty()) return options.impl == "fused";
-  const std::size_t m = options.keep_self ? n : n - 1;
-  const bool training_larger = double(n) * double(m) >= double(n_query) * double(n);
-  const std::size_t rows = training_larger ? n : n_query, cols = training_larger ? m : n;
-  const double mib =
-      kComposedArraysAlive * double(rows) * double(cols) * double(value_bytes) / (1 << 20);
-  if (mib <= double(options.memory_budget_mib)) return false;
-  std::printf(
-      "parametric pooling: the composed ops would keep about %.0f arrays of %zu x %zu alive "
-      "(%.0f MiB > --memory-budget %ld MiB): using the fused op\n",
-      kComposedArraysAlive, rows, cols, mib, options.memory_budget_mib);
-  return true;
-}
-
-struct Training {
-  std::vector<double> losses;  // L of each epoch
-  double seconds = 0, w = 0;
-};
-
 template <class T>
 Training train(const Options& options, const DataTensors<T>& tensors, Model<T>& model, bool fused) {
   const bool leave_one_out = !options.keep_self;
+  const bool per_coordinate = options.widths == "per-coordinate";  // w of shape (1,) all the same
   const std::size_t n = tensors.x_train.size();
   Tensor<T> keys, values;  // (n, n - 1) for the composed ops
   if (!fused)
@@ -221,17 +158,16 @@ Training train(const Options& options, const DataTensors<T>& tensors, Model<T>& 
     loss.backward();
     model.optimizer.step();
     result.losses.push_back(static_cast<double>(loss.item()));
-    std::printf("epoch %ld, loss %.6f\n", model.epochs_before + epoch + 1, result.losses.back());
+    if (per_coordinate)  // w after this epoch's step, as the d-dimensional path prints it
+      std::printf("epoch %ld, loss %.6f, w %s\n", model.epochs_before + epoch + 1,
+                  result.losses.back(), w_text({double(model.net.w().value()(0))}, true).c_str());
+    else
+      std::printf("epoch %ld, loss %.6f\n", model.epochs_before + epoch + 1, result.losses.back());
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  result.w = static_cast<double>(model.net.w().value()(0));
-  std::cout << "learned w = " << result.w << "\n";
-  const bool finite_losses = std::all_of(result.losses.begin(), result.losses.end(),
-                                         [](double l) { return std::isfinite(l); });
-  if (!std::isfinite(result.w) || !finite_losses)
-    throw UsageError(
-        "training diverged (w or the loss is not finite); try a smaller --lr or "
-        "--w-init");
+  result.w = {static_cast<double>(model.net.w().value()(0))};
+  std::cout << "learned w = " << w_text(result.w, per_coordinate) << "\n";
+  check_training_finite(result);
   return result;
 }
 
@@ -271,16 +207,6 @@ Prediction<T> predict(const DataTensors<T>& tensors, Model<T>& model, bool fused
 
 // ---- write: every output staged, then moved into place at once ---------------------------------
 
-std::string matrix_csv(const Matrix& m, int precision) {
-  std::ostringstream os;
-  os.precision(precision);
-  for (const auto& row : m) {
-    for (std::size_t c = 0; c < row.size(); ++c) os << (c ? "," : "") << row[c];
-    os << "\n";
-  }
-  return os.str();
-}
-
 template <class T>
 PlotData plot_data(const Data& data, const DataTensors<T>& tensors, const Pooled<T>& pooled,
                    const Prediction<T>& prediction, const Training& training) {
@@ -300,30 +226,6 @@ PlotData plot_data(const Data& data, const DataTensors<T>& tensors, const Pooled
     plot.widths.push_back({sigma, to_vector(r.y_hat.value()), to_matrix(r.weights.value())});
   }
   return plot;
-}
-
-nlohmann::json training_json(const Options& options, const Data& data, const Training& training,
-                             double w_init, long epochs_before, bool fused) {
-  nlohmann::json json;
-  json["w_init"] = w_init;
-  json["w"] = training.w;
-  json["loss"] = training.losses;
-  json["lr"] = options.lr;
-  json["epochs"] = options.epochs;
-  json["kernel"] = options.kernel;
-  json["sigma"] = options.sigma;
-  json["dtype"] = options.dtype;
-  json["n_train"] = data.x_train.size();
-  json["n_query"] = data.x_query.size();
-  json["train_seconds"] = training.seconds;
-  json["seed"] = options.seed;
-  json["leave_one_out"] = !options.keep_self;
-  json["threads"] = omp_get_max_threads();
-  json["impl"] = fused ? "fused" : "composed";
-  json["memory_budget_mib"] = options.memory_budget_mib;
-  json["data"] = data.source;
-  json["epochs_before"] = epochs_before;
-  return json;
 }
 
 // Returns whether the figures were drawn.
@@ -363,14 +265,11 @@ void stage_graph(OutputTransaction& outputs, const DataTensors<T>& tensors, doub
 
 // ---- the run: load, pool, train, predict, write ------------------------------------------------
 
+// The chapter's path: d = 1 regression with the scalar model.
 template <class T>
-int run(const Options& options) {
-  Rng rng(options.seed);
-  const Data data = load_data(options, rng);
-  check_magnitudes(data, options);
-  // The chapter initialises w with torch.rand(1): U(0, 1), drawn after the data.
-  Model<T> model(options.w_init ? *options.w_init : rng.uniform(), options.lr);
-  if (!options.resume_path.empty()) resume(options, model);
+int run_chapter(const Options& options, const Data& data, double w_init) {
+  Model<T> model(w_init, options.lr);
+  if (!options.resume_path.empty()) resume(options, data, model);
   OutputTransaction outputs(options.out_dir);  // checks --out and stages beside it
   check_output_paths(options, OutputTransaction::output_names());
   const DataTensors<T> tensors(data);
@@ -379,7 +278,8 @@ int run(const Options& options) {
             << omp_get_max_threads() << " thread(s)\n";
 
   const Pooled<T> pooled = pool(options, data, tensors);
-  const bool fused = use_fused(options, data.x_train.size(), data.x_query.size(), sizeof(T));
+  const bool fused =
+      use_fused(options, data.x_train.size(), data.x_query.size(), sizeof(T), kComposedArraysAlive);
   const Training training = train(options, tensors, model, fused);
   const Prediction<T> prediction = predict(tensors, model, fused);
   if (!data.y_truth.empty())
@@ -389,24 +289,36 @@ int run(const Options& options) {
   const PlotData plot = plot_data(data, tensors, pooled, prediction, training);
   const bool figures = stage_outputs<T>(
       outputs, plot,
-      training_json(options, data, training, model.w_init, model.epochs_before, fused),
+      common_json(options, data, training, {model.w_init}, model.epochs_before, fused),
       !options.no_plots);
   if (options.graph) stage_graph(outputs, tensors, model.w_init, !options.keep_self);
-  if (!options.save_path.empty()) {
-    const nlohmann::json meta = {{"epochs_done", model.epochs_before + options.epochs},
-                                 {"dtype", options.dtype},
-                                 {"seed", options.seed}};
-    outputs.add_rename(stage_checkpoint(options.save_path, model.named, model.optimizer, meta),
-                       options.save_path);
-  }
+  if (!options.save_path.empty())
+    outputs.add_rename(
+        stage_checkpoint(options.save_path, model.named, model.optimizer,
+                         checkpoint_meta(options, data, model.epochs_before + options.epochs)),
+        options.save_path);
   outputs.commit();
   std::cout << "wrote " << (std::filesystem::path(options.out_dir) / "predictions.csv").string()
             << ", attention_*.csv, training.json"
-            << (figures ? ", plots.gp and " + std::to_string(figure_files().size()) + " figures"
+            << (figures ? ", plots.gp and " + std::to_string(figure_files(plot).size()) + " figures"
                         : "")
             << " in " << options.out_dir << "\n";
   if (!options.save_path.empty()) std::cout << "saved checkpoint " << options.save_path << "\n";
   return 0;
+}
+
+// ---- the run: load, pool, train, predict, write ------------------------------------------------
+
+template <class T>
+int run(const Options& options) {
+  Rng rng(options.seed);
+  const Data data = load_data(options, rng);
+  check_magnitudes(data, options);
+  // The chapter initialises w with torch.rand(1): U(0, 1), drawn after the data; with
+  // per-coordinate widths every coordinate of w starts at this one draw.
+  const double w_init = options.w_init ? *options.w_init : rng.uniform();
+  if (data.d == 1 && !data.classification) return run_chapter<T>(options, data, w_init);
+  return run_nd<T>(options, data, w_init);
 }
 
 int report(const char* kind, const std::string& message, int status) {

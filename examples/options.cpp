@@ -12,10 +12,22 @@ namespace tapegrad {
 
 void add_flags(CLI::App& app, Options& options) {
   app.add_option("--train", options.train_path,
-                 "training CSV with header x,y (default: the chapter's data)");
+                 "training CSV with header x,y or x1,...,xd,y (default: --dataset)");
   app.add_option("--query", options.query_path,
-                 "query CSV with header x (default: 0, 0.1, ..., 4.9 for the chapter's data, "
-                 "50 points spanning the training inputs for --train)");
+                 "query CSV with header x or x1,...,xd (default: 0, 0.1, ..., 4.9 for the "
+                 "chapter's data, a 20 x 20 grid for the 2-D data sets; for --train, 50 points "
+                 "spanning the training inputs when d = 1, the training inputs when d >= 2)");
+  app.add_option("--dataset", options.dataset,
+                 "data to generate without --train: chapter|chapter2d|surface|moons (default "
+                 "chapter; moons needs --task classification)");
+  app.add_option("--task", options.task, "regression|classification (y holds labels 0..C-1)")
+      ->capture_default_str();
+  app.add_option("--widths", options.widths,
+                 "parametric widths: shared (one w) or per-coordinate (one w per input coordinate)")
+      ->capture_default_str();
+  app.add_option("--loss", options.loss,
+                 "training loss: squared|cross-entropy (default: squared for regression, "
+                 "cross-entropy for classification)");
   app.add_option("--n-train", options.n_train,
                  "training points to generate when there is no --train")
       ->capture_default_str();
@@ -50,6 +62,15 @@ void add_flags(CLI::App& app, Options& options) {
       "composed model on the first 20 training points: the tape that backward walks");
   app.add_flag("--keep-self", options.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
+}
+
+std::string dataset_name(const Options& options) {
+  return options.dataset.empty() ? "chapter" : options.dataset;
+}
+
+std::string loss_name(const Options& options) {
+  if (!options.loss.empty()) return options.loss;
+  return options.task == "classification" ? "cross-entropy" : "squared";
 }
 
 double dtype_max(const std::string& dtype) {
@@ -91,6 +112,35 @@ void check_representable(const char* flag, double value, const std::string& dtyp
                      " number (largest " + str(dtype_max(dtype)) + ")");
 }
 
+// The data set, task and loss flags agree with each other and with --train.
+void check_task(const Options& options) {
+  if (options.task != "regression" && options.task != "classification")
+    throw UsageError("--task must be regression or classification, got '" + options.task + "'");
+  if (options.widths != "shared" && options.widths != "per-coordinate")
+    throw UsageError("--widths must be shared or per-coordinate, got '" + options.widths + "'");
+  if (!options.loss.empty() && options.loss != "squared" && options.loss != "cross-entropy")
+    throw UsageError("--loss must be squared or cross-entropy, got '" + options.loss + "'");
+  const bool classification = options.task == "classification";
+  if (options.loss == "cross-entropy" && !classification)
+    throw UsageError("--loss cross-entropy needs --task classification");
+  const std::string& set = options.dataset;
+  if (!set.empty() && set != "chapter" && set != "chapter2d" && set != "surface" && set != "moons")
+    throw UsageError("--dataset must be chapter, chapter2d, surface or moons, got '" + set + "'");
+  if (!set.empty() && !options.train_path.empty())
+    throw UsageError("--dataset " + set + " cannot be combined with --train (the data come from " +
+                     options.train_path + ")");
+  if (!options.train_path.empty()) return;
+  if (dataset_name(options) == "moons" && !classification)
+    throw UsageError("--dataset moons holds class labels: it needs --task classification");
+  if (dataset_name(options) != "moons" && classification)
+    throw UsageError("--dataset " + dataset_name(options) +
+                     " is regression data: --task classification needs --dataset moons or "
+                     "--train FILE with labels");
+  if (dataset_name(options) == "moons" && options.n_train < 4)
+    throw UsageError("--n-train must be at least 4 for --dataset moons (2 points per class), got " +
+                     std::to_string(options.n_train));
+}
+
 void check_names(const Options& options) {
   kernel_from_string(options.kernel);  // throws std::invalid_argument naming the unknown kernel
   if (options.dtype != "float32" && options.dtype != "float64")
@@ -114,6 +164,7 @@ void check_sigma(double sigma, const std::string& dtype) {
 
 void check_flags(Options& options) {
   check_names(options);
+  check_task(options);
   options.seed = parse_seed(options.seed_text);
   check_range("--epochs", options.epochs, 0, limits::kMaxEpochs);
   check_range("--n-train", options.n_train, 2, limits::kMaxTrainPoints);

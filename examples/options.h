@@ -31,6 +31,8 @@ inline constexpr double kMaxAttentionEntries = 1e7;   // n_query * n_train (two 
 inline constexpr long kMaxMemoryBudgetMiB = 1 << 20;  // --memory-budget 1..1048576 MiB
 inline constexpr std::size_t kMaxLineBytes = 4096;    // one CSV line
 inline constexpr std::size_t kMaxFileBytes = std::size_t(256) << 20;  // one CSV file, 256 MiB
+inline constexpr std::size_t kMaxDims = 64;        // d: input coordinates x1..xd of --train
+inline constexpr std::int64_t kMaxClasses = 1000;  // --task classification: labels 0..999
 }  // namespace limits
 
 struct Options {
@@ -39,6 +41,10 @@ struct Options {
   std::string kernel = "gaussian", dtype = "float32";
   std::string impl;  // "fused", "composed", or empty: composed unless over --memory-budget
   std::string save_path, resume_path;  // checkpoints
+  std::string dataset;  // chapter|chapter2d|surface|moons; empty: chapter (only without --train)
+  std::string widths = "shared";    // shared|per-coordinate: w of shape (1,) or (d,)
+  std::string task = "regression";  // regression|classification
+  std::string loss;  // squared|cross-entropy; empty: squared (regression), cross-entropy (classes)
   long epochs = 5;
   long n_train = 50;  // size of the generated chapter data
   double lr = 0.5, sigma = 1.0;
@@ -50,6 +56,11 @@ struct Options {
   bool no_plots = false, keep_self = false;
   bool graph = false;  // write graph.dot (and graph.png) of one composed training step
 };
+
+// The data set to generate ("chapter" when --dataset is not given) and the loss to train with
+// (--loss, or the task's default). Valid after check_flags.
+std::string dataset_name(const Options& options);
+std::string loss_name(const Options& options);
 
 // Declares every flag of `options` on `app`, with its help text and default.
 void add_flags(CLI::App& app, Options& options);

@@ -81,11 +81,13 @@ std::vector<std::string> OutputTransaction::output_names() {
   std::vector<std::string> names = {"predictions.csv",
                                     "attention_nonparametric.csv",
                                     "attention_parametric.csv",
+                                    "probabilities_nonparametric.csv",
+                                    "probabilities_parametric.csv",
                                     "training.json",
                                     "plots.gp",
                                     "graph.dot",
                                     "graph.png"};
-  for (const auto& f : figure_files()) names.push_back(f);
+  for (const auto& f : all_figure_files()) names.push_back(f);
   return names;
 }
 
@@ -232,7 +234,7 @@ bool draw_figures(OutputTransaction& outputs, const PlotData& plot_data) {
   if (status != 0)
     throw ToolError("gnuplot " + describe_wait_status(status) + "; " + outputs.out_dir().string() +
                     " was left as it was");
-  for (const auto& f : figure_files()) {
+  for (const auto& f : figure_files(plot_data)) {
     if (!fs::is_regular_file(outputs.staging_dir() / f))
       throw ToolError("gnuplot exited with status 0 but did not draw " + f + "; " +
                       outputs.out_dir().string() + " was left as it was");

@@ -48,17 +48,17 @@ void prediction_plot(std::ostream& os, const std::string& pred_block, int col,
 }
 
 void heatmap(std::ostream& os, const std::string& block, const std::string& title, std::size_t rows,
-             std::size_t cols) {
-  os << "set title '" << title << "'\nset xlabel 'Sorted training inputs'\n"
-     << "set ylabel 'Sorted testing inputs'\nunset key\n"
+             std::size_t cols, const std::string& xlabel = "Sorted training inputs",
+             const std::string& ylabel = "Sorted testing inputs") {
+  os << "set title '" << title << "'\nset xlabel '" << xlabel << "'\n"
+     << "set ylabel '" << ylabel << "'\nunset key\n"
      << "set xrange [-0.5:" << cols - 0.5 << "]\nset yrange [" << rows - 0.5 << ":-0.5]\n"
      << "set palette rgb 33,13,10\nset cbrange [0:*]\n"
      << "plot $" << block << " matrix with image\n";
 }
 
-}  // namespace
-
-std::vector<std::string> figure_files() {
+// The chapter's nine figures (d = 1 regression).
+std::vector<std::string> chapter_figure_files() {
   return {"pred_average.png",
           "pred_nonparametric.png",
           "pred_parametric.png",
@@ -68,6 +68,31 @@ std::vector<std::string> figure_files() {
           "kernels.png",
           "gaussian_widths.png",
           "gaussian_widths_attention.png"};
+}
+
+}  // namespace
+
+std::vector<std::string> figure_files() {
+  return chapter_figure_files();
+}
+
+std::vector<std::string> figure_files(const PlotData& d) {
+  if (d.d == 1 && !d.classification) return chapter_figure_files();
+  std::vector<std::string> files;
+  if (d.d == 1) files = {"probabilities_nonparametric.png", "probabilities_parametric.png"};
+  if (d.d == 2) files = {"plane_nonparametric.png", "plane_parametric.png"};
+  for (const char* f :
+       {"attention_nonparametric.png", "attention_parametric.png", "loss.png", "kernels.png"})
+    files.push_back(f);
+  return files;
+}
+
+std::vector<std::string> all_figure_files() {
+  std::vector<std::string> files = chapter_figure_files();
+  for (const char* f : {"probabilities_nonparametric.png", "probabilities_parametric.png",
+                        "plane_nonparametric.png", "plane_parametric.png"})
+    files.push_back(f);
+  return files;
 }
 
 namespace {
@@ -134,7 +159,116 @@ void widths_figures(std::ostream& os, const PlotData& d) {
 
 }  // namespace
 
+namespace {
+
+// d = 1 classification: each class's probability against x, the training labels on top (at
+// p = 1.08, coloured by label).
+void probabilities_figure(std::ostream& os, const std::string& file, const std::string& block,
+                          const std::string& title, std::size_t classes) {
+  os << out(file) << "set title '" << title << "'\nset xlabel 'x'\nset ylabel 'p(class | x)'\n"
+     << "set autoscale\nset yrange [-0.05:1.15]\nset key outside right\n"
+     << "plot for [c=0:" << classes - 1 << "] $" << block
+     << " using 1:(column(c + 2)) with lines lw 2 lc c + 1 title sprintf('p%d', c), "
+     << "$train using 1:(1.08):($2 + 1) with points pt 7 ps 0.8 lc variable title 'labels'\n";
+}
+
+// d = 2: the estimate (regression) or the predicted label (classification) over the input plane,
+// the training points on top (black; for classes, one marker per label: square, circle,
+// triangle, ...).
+void plane_figure(std::ostream& os, const std::string& file, const std::string& block,
+                  const std::string& title, const PlotData& d) {
+  os << out(file) << "set title '" << title << "'\nset xlabel 'x1'\nset ylabel 'x2'\n"
+     << "unset key\nset autoscale fix\n";
+  if (d.classification)  // pastel hues, one per class; points: one marker per label
+    os << "set palette model HSV defined (0 0 0.4 1, 1 0.85 0.4 1)\nset palette maxcolors "
+       << std::max<std::size_t>(d.classes, 2)
+       << "\nset cbrange [-0.5:" << double(std::max<std::size_t>(d.classes, 2)) - 0.5 << "]\n"
+       << "plot $" << block << " using 1:2:3 with image, "
+       << "$train using 1:2:(2 * (int($3) % 5) + 5) with points pt variable ps 0.8 "
+       << "lc rgb 'black'\n"
+       << "set palette maxcolors 0\nset palette model RGB\n";
+  else
+    os << "set palette rgb 33,13,10\nset cbrange [*:*]\n"
+       << "plot $" << block << " using 1:2:3 with image, "
+       << "$train using 1:2 with points pt 7 ps 0.6 lc rgb 'black'\n";
+}
+
+// The plane's values as x1 x2 value lines, a blank line after each row of the grid.
+void plane_block(std::ostream& os, const std::string& name, const PlotData& d,
+                 const std::vector<double>& values) {
+  os << "$" << name << " << EOD\n";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    os << d.plane[2 * i] << " " << d.plane[2 * i + 1] << " " << values[i] << "\n";
+    if ((i + 1) % d.plane_n == 0) os << "\n";
+  }
+  os << "EOD\n";
+}
+
+// The training inputs (row-major (n, d)) and y as columns x1 .. xd y.
+std::vector<std::vector<double>> training_columns(const PlotData& d) {
+  std::vector<std::vector<double>> cols(d.d + 1);
+  for (std::size_t i = 0; i < d.x_train.size(); ++i) cols[i % d.d].push_back(d.x_train[i]);
+  cols[d.d] = d.y_train;
+  return cols;
+}
+
+std::vector<std::vector<double>> probability_columns(const std::vector<double>& x,
+                                                     const Matrix& p) {
+  std::vector<std::vector<double>> cols = {x};
+  for (std::size_t c = 0; !p.empty() && c < p[0].size(); ++c) {
+    cols.push_back({});
+    for (const auto& row : p) cols.back().push_back(row[c]);
+  }
+  return cols;
+}
+
+// The figures of the d-dimensional path (d >= 2, or classification).
+std::string nd_script(const PlotData& d) {
+  std::ostringstream os;
+  os.precision(10);
+  os << "# Figures of tapegrad's nadaraya_watson example; run `gnuplot plots.gp` in this "
+        "directory.\n"
+     << "set terminal pngcairo size 640,480 noenhanced\n";
+  datablock(os, "train", training_columns(d));
+  if (d.d == 1) {
+    datablock(os, "prob_np", probability_columns(d.x_query, d.probabilities_nonparametric));
+    datablock(os, "prob_p", probability_columns(d.x_query, d.probabilities_parametric));
+    probabilities_figure(os, "probabilities_nonparametric.png", "prob_np",
+                         "Nonparametric attention pooling (" + d.kernel_label + ")", d.classes);
+    probabilities_figure(os, "probabilities_parametric.png", "prob_p",
+                         "Parametric attention pooling (learned w)", d.classes);
+  }
+  if (d.d == 2) {
+    plane_block(os, "plane_np", d, d.plane_nonparametric);
+    plane_block(os, "plane_p", d, d.plane_parametric);
+    const std::string what = d.classification ? "decision regions" : "estimate";
+    plane_figure(os, "plane_nonparametric.png", "plane_np",
+                 "Nonparametric pooling (" + d.kernel_label + "), " + what, d);
+    plane_figure(os, "plane_parametric.png", "plane_p", "Parametric pooling (learned w), " + what,
+                 d);
+  }
+  matrixblock(os, "att_np", d.attention_nonparametric);
+  matrixblock(os, "att_p", d.attention_parametric);
+  const std::size_t nq = d.attention_parametric.size(), nt = d.y_train.size();
+  os << out("attention_nonparametric.png");
+  heatmap(os, "att_np", "Attention weights, nonparametric (" + d.kernel_label + ")", nq, nt,
+          "Training points", "Queries");
+  os << out("attention_parametric.png");
+  heatmap(os, "att_p", "Attention weights, parametric (learned w)", nq, nt, "Training points",
+          "Queries");
+  std::vector<double> epochs;
+  for (std::size_t i = 0; i < d.loss.size(); ++i) epochs.push_back(double(i + 1));
+  datablock(os, "loss", {epochs, d.loss});
+  loss_figure(os, d);
+  kernels_figure(os);
+  os << "unset output\n";
+  return os.str();
+}
+
+}  // namespace
+
 std::string gnuplot_script(const PlotData& d) {
+  if (d.d != 1 || d.classification) return nd_script(d);
   std::ostringstream os;
   os.precision(10);
   const bool truth = !d.y_truth.empty();

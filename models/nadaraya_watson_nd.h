@@ -19,6 +19,7 @@
 
 #include "autograd/tensor.h"
 #include "models/nadaraya_watson.h"
+#include "ops/softmax.h"
 
 namespace tapegrad {
 
@@ -49,7 +50,26 @@ std::pair<Tensor<T>, Tensor<T>> training_keys_values_nd(const Tensor<T>& x_train
                                                         const Tensor<T>& values,
                                                         bool leave_one_out = true);
 
+// The labels of those keys, for nw_cross_entropy: labels (n,) -> key_labels (n, n - 1) with
+// leave_one_out (row i: every label but labels[i], in order), else (n, n) (every row is labels).
+// The same layout as training_keys_values_nd's keys, so key_labels_ij is the label of key j of
+// row i. (An addition to the declared API.)
+xt::xarray<std::int64_t> training_key_labels(const std::vector<std::int64_t>& labels,
+                                             bool leave_one_out = true);
+
 // The parametric model on vectors: w of shape (1,) or (d,), every coordinate starting at w_init.
+//
+// Far queries. The 1-D model shifts its logits by the nearest key's (gaussian_logits), exactly;
+// here softmax subtracts each row's maximum logit, which is the nearest key's, so a query far from
+// every key still gets finite weights, all on its nearest key(s), as long as s_ij (the weighted
+// squared distance) is finite. Two limits:
+//  - Precision: the logits are -s / 2 before the shift, so the weights' relative accuracy is about
+//    eps * s (float: s = 1e6 gives ~0.06 absolute error in a logit; the 1-D path has none).
+//  - Overflow: when s_ij exceeds the dtype's max (float: ||(q - x) w|| > 1.8e19, double: 1.3e154)
+//    s_ij is inf and key j's logit -inf: weight 0 (a mask). If that happens for every key of a row
+//    the row's softmax is NaN (no distribution left), and so is its estimate and every gradient
+//    through it; nw_cross_entropy gives inf or NaN for such a row. The library does not guard it:
+//    it needs inputs or widths around 1e19 (float) apart.
 template <class T>
 class NWKernelRegressionND {
  public:
@@ -64,7 +84,8 @@ class NWKernelRegressionND {
   Tensor<T> forward(const Tensor<T>& queries, const Tensor<T>& keys, const Tensor<T>& values);
 
   // Prediction: every query sees every training pair. queries (n, d), x_train (m, d),
-  // values (m, C) -> (n, C), through matmul(attention (n, m), values (m, C)).
+  // values (m, C) -> (n, C), through matmul(attention (n, m), values (m, C)). Keeps logits() and
+  // attention_weights() too, now (n, m) with m the training pairs.
   Tensor<T> predict(const Tensor<T>& queries, const Tensor<T>& x_train, const Tensor<T>& values);
 
   Tensor<T>& w() { return w_; }
@@ -77,10 +98,8 @@ class NWKernelRegressionND {
   Tensor<T> logits_, attention_weights_;
 };
 
-// torch.logsumexp(x, axis): log sum_j exp(x_j), stably (max subtracted); -inf entries contribute
-// nothing. Rule: logsumexp: self: grad * exp(self - result)
-template <class T>
-Tensor<T> logsumexp(const Tensor<T>& x, long axis);
+// logsumexp(x, axis) (torch.logsumexp, stable, -inf entries contribute nothing) is an op in
+// ops/softmax.h, included above.
 
 // Classification losses of NW class probabilities.
 //
@@ -88,8 +107,11 @@ Tensor<T> logsumexp(const Tensor<T>& x, long axis);
 //   log p_i[y_i] = logsumexp_{j: key_labels_ij = y_i} logits_ij - logsumexp_j logits_ij
 //   L = -sum_i log p_i[y_i]
 // key_labels (n, m) is the label of key j in row i (the leave-one-out layout of the logits).
-// Finite whenever every row has a key of its own class. Built from ops (masked_fill with -inf,
-// logsumexp, sub, sum).
+// Finite whenever every row has a key of its own class; a row without one throws
+// std::invalid_argument naming the row and its label (p would be 0, the loss inf). Built from ops
+// (masked_fill with -inf, logsumexp, sub, sum), so keys of other classes get gradient exactly 0
+// through the numerator. Use it with model.logits() after forward, and
+// training_key_labels(labels, leave_one_out) for key_labels.
 template <class T>
 Tensor<T> nw_cross_entropy(const Tensor<T>& logits, const xt::xarray<std::int64_t>& key_labels,
                            const std::vector<std::int64_t>& labels);
