@@ -24,6 +24,7 @@
 #include "examples/outputs.h"
 #include "models/checkpoint.h"
 #include "models/nadaraya_watson_nd.h"
+#include "models/parzen.h"
 #include "models/sgd.h"
 #include "ops/attention_nd.h"
 #include "tapegrad.h"
@@ -91,7 +92,27 @@ struct NDPooled {
   std::vector<double> average;  // (n_query,): mean(y), or the majority class
   NWResult<T> nonparametric;    // y_hat (n_query, C), weights (n_query, n)
   std::string kernel_label;     // "gaussian, sigma = 1"
+  // Exercise 1 (2nd ed.): queries where the Parzen rule (largest joint density) agrees with NW.
+  std::size_t parzen_agree = 0, parzen_total = 0;
 };
+
+// Exercise 1 of the 2nd edition, on the run's queries (classification with the Gaussian kernel):
+// Parzen windows pick the class c of largest p(x, y = c) = (1/n) sum_{i: y_i = c} k(x, x_i); NW
+// picks the largest p(c | x) = p(x, y = c) / p(x). models/parzen.h says why they agree.
+template <class T>
+void compare_with_parzen(const Options& options, const Data& data, const NDTensors<T>& tensors,
+                         NDPooled<T>& pooled) {
+  const xt::xarray<T> log_joint =
+      parzen_log_joint_density(tensors.x_train.value(), data.labels, data.classes,
+                               tensors.x_query.value(), static_cast<T>(options.sigma));
+  const std::vector<std::int64_t> parzen = decide(log_joint);
+  const std::vector<std::int64_t> nw = argmax_labels(pooled.nonparametric.y_hat.value());
+  pooled.parzen_total = nw.size();
+  for (std::size_t q = 0; q < nw.size(); ++q) pooled.parzen_agree += parzen[q] == nw[q];
+  std::cout << "Parzen windows (gaussian, sigma = " << options.sigma
+            << "): the class of largest joint density p(x, y = c) is the nonparametric class at "
+            << pooled.parzen_agree << " of " << pooled.parzen_total << " queries\n";
+}
 
 template <class T>
 NDPooled<T> pool(const Options& options, const Data& data, const NDTensors<T>& tensors) {
@@ -126,6 +147,8 @@ NDPooled<T> pool(const Options& options, const Data& data, const NDTensors<T>& t
     std::cout << "note: " << pooled.nonparametric.empty_rows
               << " queries had no training input within the " << to_string(kernel)
               << " kernel's support; each took its nearest training input's value\n";
+  if (data.classification && kernel == Kernel::Gaussian)
+    compare_with_parzen(options, data, tensors, pooled);
   return pooled;
 }
 
@@ -499,6 +522,8 @@ int run_nd(const Options& options, const Data& data, double w_init) {
   nlohmann::json json =
       common_json(options, data, training, model.w_init, model.epochs_before, fused);
   if (data.classification) json["train_accuracy"] = prediction.train_accuracy;
+  if (pooled.parzen_total)
+    json["parzen_agreement"] = {{"agree", pooled.parzen_agree}, {"queries", pooled.parzen_total}};
   const bool figures =
       stage_outputs(outputs, data, pooled, prediction, plot, json, !options.no_plots);
   if (options.graph) stage_graph(outputs, options, data, tensors, model.w_init);
