@@ -158,6 +158,7 @@ Training train(const Options& options, const DataTensors<T>& tensors, Model<T>& 
     loss.backward();
     model.optimizer.step();
     result.losses.push_back(static_cast<double>(loss.item()));
+    result.w_per_epoch.push_back({double(model.net.w().value()(0))});
     if (per_coordinate)  // w after this epoch's step, as the d-dimensional path prints it
       std::printf("epoch %ld, loss %.6f, w %s\n", model.epochs_before + epoch + 1,
                   result.losses.back(), w_text({double(model.net.w().value()(0))}, true).c_str());

@@ -226,6 +226,7 @@ Training train(const Options& options, const Data& data, const NDTensors<T>& ten
     loss.backward();
     model.optimizer.step();
     result.losses.push_back(static_cast<double>(loss.item()));
+    result.w_per_epoch.push_back(model.w());
     const long number = model.epochs_before + epoch + 1;
     if (show_w)  // w after this epoch's step
       std::printf("epoch %ld, loss %.6f, w %s\n", number, result.losses.back(),

@@ -126,6 +126,8 @@ nlohmann::json common_json(const Options& options, const Data& data, const Train
   json["w_init"] = w_json(w_init, options);
   json["w"] = w_json(training.w, options);
   json["loss"] = training.losses;
+  json["w_per_epoch"] = nlohmann::json::array();  // w after each epoch's step (the exercises' plot)
+  for (const auto& w : training.w_per_epoch) json["w_per_epoch"].push_back(w_json(w, options));
   json["lr"] = options.lr;
   json["epochs"] = options.epochs;
   json["kernel"] = options.kernel;

@@ -56,9 +56,10 @@ nlohmann::json w_json(const std::vector<double>& w, const Options& options);
 
 // What training produced: the loss of each epoch, the time, the learned w.
 struct Training {
-  std::vector<double> losses;
+  std::vector<double> losses;  // L of each epoch, before its step
   double seconds = 0;
-  std::vector<double> w;
+  std::vector<double> w;                         // after the last epoch
+  std::vector<std::vector<double>> w_per_epoch;  // w after each epoch's step
 };
 
 // Throws UsageError (training diverged) when w or a loss is not finite.
