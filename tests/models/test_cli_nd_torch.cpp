@@ -5,6 +5,7 @@
 // training.json with torch:
 //   --dtype float64, composed and fused ops: 1e-6 (relative to max(1, |torch|)), labels exactly;
 //   --dtype float32: 1e-3 (after a few SGD steps float32 rounding compounds), labels not compared.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -88,7 +89,15 @@ void check_training_json(const nlohmann::json& c, const nlohmann::json& j, const
   expect_close(name + " w", w_got, w_want, run.tol);
   expect_close(name + " loss", j["loss"].get<std::vector<double>>(),
                c["loss"].get<std::vector<double>>(), run.tol);
+  // w after each epoch's step: as many as epochs, the last one the learned w.
+  ASSERT_EQ(j["w_per_epoch"].size(), c["loss"].size()) << name;
+  EXPECT_EQ(j["w_per_epoch"].back(), j["w"]) << name;
   if (c["task"] != "classification") return;
+  // Exercise 1: with the Gaussian kernel, the Parzen rule decides as NW at every query.
+  const bool gaussian =
+      std::find(c["args"].begin(), c["args"].end(), "gaussian") != c["args"].end();
+  EXPECT_EQ(j.contains("parzen_agreement"), gaussian) << name;
+  if (gaussian) EXPECT_EQ(j["parzen_agreement"]["agree"], j["parzen_agreement"]["queries"]) << name;
   EXPECT_EQ(j["classes"].get<int>(), c["classes"].get<int>()) << name;
   if (run.labels) {
     EXPECT_DOUBLE_EQ(j["train_accuracy"].get<double>(), c["train_accuracy"].get<double>()) << name;
