@@ -97,7 +97,9 @@ void check_training_json(const nlohmann::json& c, const nlohmann::json& j, const
   const bool gaussian =
       std::find(c["args"].begin(), c["args"].end(), "gaussian") != c["args"].end();
   EXPECT_EQ(j.contains("parzen_agreement"), gaussian) << name;
-  if (gaussian) EXPECT_EQ(j["parzen_agreement"]["agree"], j["parzen_agreement"]["queries"]) << name;
+  if (gaussian) {
+    EXPECT_EQ(j["parzen_agreement"]["agree"], j["parzen_agreement"]["queries"]) << name;
+  }
   EXPECT_EQ(j["classes"].get<int>(), c["classes"].get<int>()) << name;
   if (run.labels) {
     EXPECT_DOUBLE_EQ(j["train_accuracy"].get<double>(), c["train_accuracy"].get<double>()) << name;
