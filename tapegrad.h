@@ -12,6 +12,7 @@
 #include "autograd/tensor.h"
 #include "models/sgd.h"
 #include "ops/attention.h"
+#include "ops/attention_nd.h"
 #include "ops/elementwise.h"
 #include "ops/indexing.h"
 #include "ops/linalg.h"
