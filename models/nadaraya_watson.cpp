@@ -1,6 +1,7 @@
 #include "models/nadaraya_watson.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -60,15 +61,11 @@ double kernel_value(Kernel k, double u) {
   return 0.0;
 }
 
-namespace {
-
-// Kernel weights K(d / sigma) / sum_j K(d_j / sigma) for the compact and constant kernels. A row
-// whose kernel values are all 0 (no training input within sigma) falls back to its nearest
-// training input, or throws, as `empty` says.
 template <class T>
-xt::xarray<T> compact_kernel_weights(const Tensor<T>& d, const Tensor<T>& x_query, Kernel kernel,
-                                     T sigma, EmptyRow empty, std::size_t& empty_rows) {
-  xt::xarray<T> k = d.value() / sigma;
+xt::xarray<T> compact_kernel_weights(const xt::xarray<T>& dist, Kernel kernel, T sigma,
+                                     EmptyRow empty, std::size_t& empty_rows, const std::string& op,
+                                     const std::function<std::string(std::size_t)>& query_name) {
+  xt::xarray<T> k = dist / sigma;
   for (auto& v : k) v = static_cast<T>(kernel_value(kernel, v));
   const std::size_t nq = k.shape()[0], nt = k.shape()[1];
   for (std::size_t q = 0; q < nq; ++q) {
@@ -79,19 +76,17 @@ xt::xarray<T> compact_kernel_weights(const Tensor<T>& d, const Tensor<T>& x_quer
       continue;
     }
     if (empty == EmptyRow::Throw)
-      throw std::domain_error("nadaraya_watson: query " + std::to_string(x_query.value()(q)) +
+      throw std::domain_error(op + ": query " + query_name(q) +
                               " has no training input within the " + to_string(kernel) +
                               " kernel's support (sigma " + std::to_string(sigma) + ")");
-    std::size_t nearest = 0;
+    std::size_t nearest = 0;  // the first of equally near ones
     for (std::size_t i = 1; i < nt; ++i)
-      if (std::abs(d.value()(q, i)) < std::abs(d.value()(q, nearest))) nearest = i;
+      if (dist(q, i) < dist(q, nearest)) nearest = i;
     k(q, nearest) = T(1);
     ++empty_rows;
   }
   return k;
 }
-
-}  // namespace
 
 template <class T>
 NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
@@ -115,7 +110,10 @@ NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
     // K(d) / sum_j K(d_j) with K(d) = exp(-(d / sigma)^2 / 2) is exactly a softmax of logits.
     r.weights = softmax(gaussian_logits(d, Tensor<T>(xt::xarray<T>({T(1) / sigma}))), 1);
   } else {
-    r.weights = Tensor<T>(compact_kernel_weights(d, x_query, kernel, sigma, empty, r.empty_rows));
+    const auto query_name = [&](std::size_t q) { return std::to_string(x_query.value()(q)); };
+    r.weights =
+        Tensor<T>(compact_kernel_weights(xt::xarray<T>(xt::abs(d.value())), kernel, sigma, empty,
+                                         r.empty_rows, "nadaraya_watson", query_name));
   }
   r.y_hat = matmul(r.weights, y_train);
   return r;
@@ -179,6 +177,9 @@ Tensor<T> NWKernelRegression<T>::forward_fused(const Tensor<T>& queries, const T
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                  \
   template Tensor<T> average_pooling(const Tensor<T>&, std::size_t);                             \
+  template xt::xarray<T> compact_kernel_weights(const xt::xarray<T>&, Kernel, T, EmptyRow,       \
+                                                std::size_t&, const std::string&,                \
+                                                const std::function<std::string(std::size_t)>&); \
   template NWResult<T> nadaraya_watson(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,     \
                                        Kernel, T, EmptyRow);                                     \
   template std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>&,                \

@@ -7,6 +7,7 @@
 //   parametric (learned w)   f(x) = sum_i softmax_i(-((x - x_i) w)^2 / 2) y_i
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -32,6 +33,17 @@ double kernel_value(Kernel k, double u);
 //   Nearest: give all weight to the nearest training input (the limit of shrinking the kernel).
 //   Throw:   throw std::domain_error naming the query.
 enum class EmptyRow { Nearest, Throw };
+
+// Kernel weights from distances dist (n_query, n_train) >= 0 for the compact and constant kernels:
+// K(dist / sigma) normalised per row. A row whose kernel values are all 0 (no training input within
+// sigma) falls back to its nearest training input (the first of equally near ones; empty_rows
+// counts them) or throws std::domain_error "op: query <query_name(q)> has no training input ...",
+// as `empty` says. Shared by nadaraya_watson and nadaraya_watson_nd (plain loops: not
+// differentiated).
+template <class T>
+xt::xarray<T> compact_kernel_weights(const xt::xarray<T>& dist, Kernel kernel, T sigma,
+                                     EmptyRow empty, std::size_t& empty_rows, const std::string& op,
+                                     const std::function<std::string(std::size_t)>& query_name);
 
 template <class T>
 struct NWResult {

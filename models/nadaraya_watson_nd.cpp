@@ -214,37 +214,6 @@ std::string query_str(const xt::xarray<T>& x_query, std::size_t q) {
   return os.str();
 }
 
-// Kernel weights K(u_ij) / sum_j K(u_ij), u_ij = dist_ij / sigma, for the compact and constant
-// kernels (not differentiated: plain loops). A row whose kernel values are all 0 (no training input
-// within sigma) falls back to its nearest training input (the first of equally near ones), or
-// throws, as `empty` says: the rule of nadaraya_watson (models/nadaraya_watson.cpp).
-template <class T>
-xt::xarray<T> compact_kernel_weights_nd(const xt::xarray<T>& dist, const xt::xarray<T>& x_query,
-                                        Kernel kernel, T sigma, EmptyRow empty,
-                                        std::size_t& empty_rows) {
-  xt::xarray<T> k = dist / sigma;
-  for (auto& v : k) v = static_cast<T>(kernel_value(kernel, v));
-  const std::size_t nq = k.shape()[0], nt = k.shape()[1];
-  for (std::size_t q = 0; q < nq; ++q) {
-    T z = 0;
-    for (std::size_t i = 0; i < nt; ++i) z += k(q, i);
-    if (z > 0) {
-      for (std::size_t i = 0; i < nt; ++i) k(q, i) /= z;
-      continue;
-    }
-    if (empty == EmptyRow::Throw)
-      throw std::domain_error("nadaraya_watson_nd: query " + query_str(x_query, q) +
-                              " has no training input within the " + to_string(kernel) +
-                              " kernel's support (sigma " + std::to_string(sigma) + ")");
-    std::size_t nearest = 0;
-    for (std::size_t i = 1; i < nt; ++i)
-      if (dist(q, i) < dist(q, nearest)) nearest = i;
-    k(q, nearest) = T(1);
-    ++empty_rows;
-  }
-  return k;
-}
-
 }  // namespace
 
 template <class T>
@@ -277,8 +246,9 @@ NWResult<T> nadaraya_watson_nd(const Tensor<T>& x_train, const Tensor<T>& values
     NoGradGuard constant;  // the compact kernels' weights are not differentiated
     const Tensor<T> one(xt::xarray<T>({T(1)}));
     const xt::xarray<T> dist = xt::sqrt(weighted_sq_distances(x_query, x_train, one).value());
-    r.weights = Tensor<T>(
-        compact_kernel_weights_nd(dist, x_query.value(), kernel, sigma, empty, r.empty_rows));
+    const auto query_name = [&](std::size_t q) { return query_str(x_query.value(), q); };
+    r.weights =
+        Tensor<T>(compact_kernel_weights(dist, kernel, sigma, empty, r.empty_rows, op, query_name));
   }
   r.y_hat = matmul(r.weights, values);
   return r;
