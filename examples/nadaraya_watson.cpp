@@ -293,11 +293,8 @@ int run_chapter(const Options& options, const Data& data, double w_init) {
       common_json(options, data, training, {model.w_init}, model.epochs_before, fused),
       !options.no_plots);
   if (options.graph) stage_graph(outputs, tensors, model.w_init, !options.keep_self);
-  if (!options.save_path.empty())
-    outputs.add_rename(
-        stage_checkpoint(options.save_path, model.named, model.optimizer,
-                         checkpoint_meta(options, data, model.epochs_before + options.epochs)),
-        options.save_path);
+  stage_save(outputs, options, data, model.named, model.optimizer,
+             model.epochs_before + options.epochs);
   outputs.commit();
   std::cout << "wrote " << (std::filesystem::path(options.out_dir) / "predictions.csv").string()
             << ", attention_*.csv, training.json"

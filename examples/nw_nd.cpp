@@ -528,11 +528,8 @@ int run_nd(const Options& options, const Data& data, double w_init) {
   const bool figures =
       stage_outputs(outputs, data, pooled, prediction, plot, json, !options.no_plots);
   if (options.graph) stage_graph(outputs, options, data, tensors, model.w_init);
-  if (!options.save_path.empty())
-    outputs.add_rename(
-        stage_checkpoint(options.save_path, model.named, model.optimizer,
-                         checkpoint_meta(options, data, model.epochs_before + options.epochs)),
-        options.save_path);
+  stage_save(outputs, options, data, model.named, model.optimizer,
+             model.epochs_before + options.epochs);
   outputs.commit();
   print_written(options, data, figures, figure_files(plot).size());
   return 0;

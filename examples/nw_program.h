@@ -11,7 +11,10 @@
 #include "autograd/tensor.h"
 #include "examples/inputs.h"
 #include "examples/options.h"
+#include "examples/outputs.h"
 #include "examples/plots.h"
+#include "models/checkpoint.h"
+#include "models/sgd.h"
 
 namespace tapegrad {
 
@@ -70,6 +73,17 @@ void check_training_finite(const Training& training);
 // is the chapter's: d = 1, shared, regression). Returns the epochs done. Throws CheckpointError
 // naming the checkpoint, or UsageError when --epochs would exceed the limit.
 nlohmann::json checkpoint_meta(const Options& options, const Data& data, long epochs_done);
+
+// --save: the checkpoint (w, the optimizer state and checkpoint_meta) written beside its target now
+// and renamed into place by the outputs' commit, with everything else or not at all.
+template <class T>
+void stage_save(OutputTransaction& outputs, const Options& options, const Data& data,
+                const NamedTensors<T>& named, SGD<T>& optimizer, long epochs_done) {
+  if (options.save_path.empty()) return;
+  outputs.add_rename(stage_checkpoint(options.save_path, named, optimizer,
+                                      checkpoint_meta(options, data, epochs_done)),
+                     options.save_path);
+}
 long checked_epochs_done(const nlohmann::json& meta, const Options& options, const Data& data);
 
 // Composed unless --impl says otherwise or the composed ops' intermediates, about `arrays_alive`

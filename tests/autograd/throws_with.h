@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -16,6 +17,25 @@ template <class E, class F>
       return ::testing::AssertionFailure()
              << "message \"" << e.what() << "\" lacks \"" << part << "\"";
     return ::testing::AssertionSuccess();
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "threw the wrong type: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "did not throw";
+}
+
+// Passes when `f` throws E whose message contains every one of `parts` (an op's name, shapes,
+// tensor names...).
+template <class E, class F>
+::testing::AssertionResult throws_with_all(F&& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts)
+      if (msg.find(p) == std::string::npos)
+        return ::testing::AssertionFailure()
+               << "message \"" << msg << "\" does not mention \"" << p << "\"";
+    return ::testing::AssertionSuccess() << msg;
   } catch (const std::exception& e) {
     return ::testing::AssertionFailure() << "threw the wrong type: " << e.what();
   }

@@ -110,4 +110,18 @@ inline std::vector<std::string> epoch_lines(const std::string& out) {
   return lines;
 }
 
+// Runs the program with `args` into `out` and expects the bad-input contract: exit status 2, one
+// line on stderr starting "nadaraya_watson: error: " and containing every one of `fragments`, and
+// nothing written into `out`.
+inline void expect_bad_input(const TempDir& dir, const std::string& args,
+                             const std::vector<std::string>& fragments, const fs::path& out) {
+  const Result r = run_nw(dir, args + " --no-plots --out " + quote(out.string()));
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_EQ(r.err.rfind("nadaraya_watson: error: ", 0), 0u) << r.err;
+  for (const auto& f : fragments)
+    EXPECT_NE(r.err.find(f), std::string::npos) << f << " in: " << r.err;
+  EXPECT_TRUE(files_in(out).empty()) << "wrote into " << out;
+}
+
 }  // namespace tapegrad::testutil

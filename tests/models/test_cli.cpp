@@ -262,14 +262,7 @@ TEST(Cli, BadInputExitsTwoWithOneLineAndNoOutput) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    const fs::path out = tmp / ("out_" + std::to_string(&c - cases.data()));
-    const Result r = run_nw(tmp, c.args + " --no-plots --out " + quote(out.string()));
-    EXPECT_EQ(r.status, 2) << r.err;
-    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
-    EXPECT_EQ(r.err.rfind("nadaraya_watson: error: ", 0), 0u) << r.err;
-    for (const auto& f : c.fragments)
-      EXPECT_NE(r.err.find(f), std::string::npos) << f << " in: " << r.err;
-    EXPECT_TRUE(files_in(out).empty()) << "wrote into " << out;
+    expect_bad_input(tmp, c.args, c.fragments, tmp / ("out_" + std::to_string(&c - cases.data())));
   }
 }
 
