@@ -8,7 +8,6 @@
 
 #include "ops/kernels/exp.h"
 #include "ops/kernels/parallel.h"
-#include "ops/kernels/softmax.h"
 
 namespace tapegrad::kernels {
 
@@ -60,25 +59,79 @@ KeyWindow key_window(const std::vector<T>& key, T q, T w, std::size_t skip, T ne
   return win;
 }
 
-// One query row: the window, and for its keys t = s - lo the excess[t] and the softmax weights
-// p[t] = softmax_t(logit_t), through the library's one stable softmax (kernels/softmax.h; the
-// skipped key's logit is -inf, so its weight is exactly 0). The row's maximum logit is known, 0 at
-// the nearest key, so the softmax skips its search for it.
+// One query row: its query, the distance to its nearest key, and its window of keys.
 template <class T>
-KeyWindow row_weights(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* p) {
-  const T nearest = nearest_distance(keys.key, q, skip);
-  const KeyWindow win = key_window(keys.key, q, w, skip, nearest);
-  const T* k = keys.key.data() + win.lo;
-  const std::size_t len = win.hi - win.lo;
-#pragma omp simd
-  for (std::size_t t = 0; t < len; ++t) {
-    const T dist = std::abs(q - k[t]);
-    excess[t] = (dist - nearest) * (dist + nearest);
-    p[t] = gaussian_logit(dist, nearest, w);
+struct Row {
+  T q = 0, nearest = 0;
+  KeyWindow win;
+};
+
+template <class T>
+Row<T> row_at(const SortedKeys<T>& keys, T q, T w, std::size_t skip) {
+  Row<T> row;
+  row.q = q;
+  row.nearest = nearest_distance(keys.key, q, skip);
+  row.win = key_window(keys.key, q, w, skip, row.nearest);
+  return row;
+}
+
+// Calls part(begin, end) for the row's keys as ranges of window offsets t = s - lo: [0, len), or
+// [0, at) and [at + 1, len) around the skipped key at = skip - lo, whose weight is exactly 0 (its
+// logit is -inf). Splitting the range keeps the loops free of a per-key test.
+template <class T, class Part>
+void for_each_part(const Row<T>& row, Part part) {
+  const std::size_t len = row.win.hi - row.win.lo;
+  if (row.win.skip == kNoSkip) {
+    part(std::size_t(0), len);
+  } else {
+    const std::size_t at = row.win.skip - row.win.lo;
+    part(std::size_t(0), at);
+    part(at + 1, len);
   }
-  if (win.skip != kNoSkip) p[win.skip - win.lo] = -std::numeric_limits<T>::infinity();
-  softmax_row_from_max(p, T(0), p, len);
-  return win;
+}
+
+// The unnormalised weights of a row and their sums:
+//   e_t = exp(logit_t),   z = sum_t e_t,   zv = sum_t e_t v_t,
+// so that p_t = e_t / z and f = zv / z. This is the row's stable softmax written out by hand: its
+// maximum logit is known to be 0 (the nearest key), so e_t = exp(logit_t - 0) is in [0, 1] and
+// z >= 1, the same as kernels::softmax_row_from_max would compute. It is not called, because that
+// takes the logits from a buffer and then makes a second pass to divide by z; here the logits are
+// made, exponentiated and summed in one pass over the keys, and the division is left to the few
+// per-row numbers that need it (f, the slopes, the gradients). Each pass over a window of ~50k
+// keys streams the window's buffers through the cache, so the number of passes is what the
+// fused op's speed is made of.
+template <class T>
+struct RowSums {
+  T z = 0, zv = 0;
+};
+
+// e[t] = exp(logit_t) for the window's keys t in [begin, end) (t = s - lo, s the sorted position);
+// adds those terms to `sums`.
+template <class T>
+void exp_weights(const SortedKeys<T>& keys, const Row<T>& row, T w, std::size_t begin,
+                 std::size_t end, T* e, RowSums<T>& sums) {
+  const T* k = keys.key.data() + row.win.lo;
+  const T* v = keys.value.data() + row.win.lo;
+  T z = 0, zv = 0;
+#pragma omp simd reduction(+ : z, zv)
+  for (std::size_t t = begin; t < end; ++t) {
+    const T weight = fast_exp(gaussian_logit(std::abs(row.q - k[t]), row.nearest, w));
+    e[t] = weight;
+    z += weight;
+    zv += weight * v[t];
+  }
+  sums.z += z, sums.zv += zv;
+}
+
+// The whole row: e[t] for its window t = s - lo (0 at the skipped key) and the sums.
+template <class T>
+RowSums<T> row_exp_weights(const SortedKeys<T>& keys, const Row<T>& row, T w, T* e) {
+  RowSums<T> sums;
+  for_each_part(row, [&](std::size_t begin, std::size_t end) {
+    exp_weights(keys, row, w, begin, end, e, sums);
+  });
+  if (row.win.skip != kNoSkip) e[row.win.skip - row.win.lo] = 0;
+  return sums;
 }
 
 // The work to split across threads: rows times keys (an upper bound on the pairs visited).
@@ -86,32 +139,25 @@ inline bool worth_parallel(std::size_t n, std::size_t m) {
   return n * m >= kParallelGrain;
 }
 
-// f = sum_t p_t v_t over the row's window.
+// The second pass, once f is known (no cancellation between large sums, never B - f A):
+//   slope_w = sum_t p_t (v_t - f) excess_t,   slope_q = sum_t p_t (v_t - f) (q - k_t),
+// with p_t = e_t / z (the division is done once, on the sums) and excess_t recomputed from the key,
+// exactly as the logit was: (dist - nearest) (dist + nearest), dist = |q - k_t|.
 template <class T>
-T row_pool(const SortedKeys<T>& keys, const KeyWindow& win, const T* p) {
-  const T* v = keys.value.data() + win.lo;
-  T f = 0;
-#pragma omp simd reduction(+ : f)
-  for (std::size_t t = 0; t < win.hi - win.lo; ++t) f += p[t] * v[t];
-  return f;
-}
-
-// slope_w = sum_t p_t (v_t - f) excess_t and slope_q = sum_t p_t (v_t - f) (q - k_t): a second
-// pass once f is known (no cancellation between large sums).
-template <class T>
-void row_slopes(const SortedKeys<T>& keys, T q, const KeyWindow& win, const T* excess, const T* p,
-                T f_row, T& slope_w, T& slope_q) {
-  const T* v = keys.value.data() + win.lo;
-  const T* k = keys.key.data() + win.lo;
-  const std::size_t len = win.hi - win.lo;
+void row_slopes(const SortedKeys<T>& keys, const Row<T>& row, const T* e, T z, T f_row, T& slope_w,
+                T& slope_q) {
+  const T* v = keys.value.data() + row.win.lo;
+  const T* k = keys.key.data() + row.win.lo;
+  const T q = row.q, nearest = row.nearest;
   T sw = 0, sq = 0;
 #pragma omp simd reduction(+ : sw, sq)
-  for (std::size_t t = 0; t < len; ++t) {
-    const T weighted = p[t] * (v[t] - f_row);
-    sw += weighted * excess[t];
+  for (std::size_t t = 0; t < row.win.hi - row.win.lo; ++t) {
+    const T dist = std::abs(q - k[t]);
+    const T weighted = e[t] * (v[t] - f_row);
+    sw += weighted * ((dist - nearest) * (dist + nearest));
     sq += weighted * (q - k[t]);
   }
-  slope_w = sw, slope_q = sq;
+  slope_w = sw / z, slope_q = sq / z;
 }
 
 }  // namespace
@@ -121,25 +167,50 @@ PoolRows<T> gaussian_pool_rows(const T* queries, std::size_t n, const SortedKeys
                                bool leave_one_out, bool want_slope_w, bool want_slope_q) {
   const std::size_t m = keys.key.size();
   PoolRows<T> rows;
-  rows.f.resize(n);
+  rows.f.resize(n), rows.z.resize(n);
   const bool want_slopes = want_slope_w || want_slope_q;
   if (want_slopes) rows.slope_w.resize(n), rows.slope_q.resize(n), rows.has_slopes = true;
 #pragma omp parallel if (worth_parallel(n, m))
   {
-    std::vector<T> excess(m), p(m);  // this thread's row buffers
+    std::vector<T> e(m);  // this thread's row buffer: the unnormalised weights of the window
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), p.data());
-      rows.f[i] = row_pool(keys, win, p.data());
+      const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
+      const RowSums<T> sums = row_exp_weights(keys, row, w, e.data());
+      rows.z[i] = sums.z;
+      rows.f[i] = sums.zv / sums.z;
       if (want_slopes)
-        row_slopes(keys, queries[i], win, excess.data(), p.data(), rows.f[i], rows.slope_w[i],
-                   rows.slope_q[i]);
+        row_slopes(keys, row, e.data(), sums.z, rows.f[i], rows.slope_w[i], rows.slope_q[i]);
     }
   }
   return rows;
 }
+
+namespace {
+
+// One row's terms of the key and value gradients, added into dk and dv (sorted order), for the
+// window's keys t in [begin, end) (sorted position s = lo + t):
+//   dk[s] += g p_t (v_t - f) w^2 (q - k_t),   dv[s] += g p_t,   p_t = e_t / z
+// with e_t = exp(logit_t) recomputed here, bit for bit the forward's (same expression, same
+// nearest), and g / z (g = dL/df of the row) taken once per row. One pass, no buffer.
+template <class T>
+void add_key_grads(const SortedKeys<T>& keys, const Row<T>& row, T w, T g_over_z, T f_row,
+                   std::size_t begin, std::size_t end, T* dk, T* dv) {
+  const T* k = keys.key.data() + row.win.lo;
+  const T* v = keys.value.data() + row.win.lo;
+  T *dk_row = dk + row.win.lo, *dv_row = dv + row.win.lo;
+  const T q = row.q, nearest = row.nearest;
+#pragma omp simd
+  for (std::size_t t = begin; t < end; ++t) {
+    const T dist = std::abs(q - k[t]);
+    const T gp = g_over_z * fast_exp(gaussian_logit(dist, nearest, w));  // g p_t
+    dk_row[t] += gp * (v[t] - f_row) * (w * w) * (q - k[t]);
+    dv_row[t] += gp;
+  }
+}
+
+}  // namespace
 
 template <class T>
 void gaussian_pool_key_grads(const T* queries, std::size_t n, const SortedKeys<T>& keys, T w,
@@ -153,19 +224,16 @@ void gaussian_pool_key_grads(const T* queries, std::size_t n, const SortedKeys<T
   std::vector<std::vector<T>> dkeys(threads, std::vector<T>(m)), dvalues = dkeys;
 #pragma omp parallel num_threads(threads) if (parallel)
   {
-    std::vector<T> excess(m), p(m);
     T* dk = dkeys[omp_get_thread_num()].data();
     T* dv = dvalues[omp_get_thread_num()].data();
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), p.data());
-      for (std::size_t s = win.lo; s < win.hi; ++s) {
-        const T gp = grad[i] * p[s - win.lo];  // grad_i p_ij
-        dk[s] += gp * (keys.value[s] - rows.f[i]) * (w * w) * (queries[i] - keys.key[s]);
-        dv[s] += gp;
-      }
+      const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
+      const T g_over_z = grad[i] / rows.z[i];
+      for_each_part(row, [&](std::size_t begin, std::size_t end) {
+        add_key_grads(keys, row, w, g_over_z, rows.f[i], begin, end, dk, dv);
+      });
     }
   }
   for (std::size_t s = 0; s < m; ++s) {
@@ -183,14 +251,14 @@ void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys
   std::fill(p, p + n * m, T(0));
 #pragma omp parallel if (worth_parallel(n, m))
   {
-    std::vector<T> excess(m), weights(m);
+    std::vector<T> e(m);
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), weights.data());
-      for (std::size_t s = win.lo; s < win.hi; ++s)
-        p[i * m + keys.original[s]] = weights[s - win.lo];
+      const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
+      const T z = row_exp_weights(keys, row, w, e.data()).z;
+      for (std::size_t s = row.win.lo; s < row.win.hi; ++s)
+        p[i * m + keys.original[s]] = e[s - row.win.lo] / z;
     }
   }
 }
