@@ -12,12 +12,12 @@
 // path this kernel is tested against.
 //
 // The passes. Per query row the forward makes one pass over the window's keys that computes
-// e_j = exp(logit_j) (stored in one row buffer), z = sum_j e_j and sum_j e_j v_j, so f = that / z
-// (p_j = e_j / z is never stored: the softmax's divide is applied to the sums), and, only when the
-// backward will need them, a second pass for the slopes below. The key gradients recompute e_j in
-// one pass per row from the forward's z. The loops are bound by the exp's arithmetic, so every
-// pass that is left out (the softmax kernel's separate normalising pass, buffers of logits and
-// excesses) is time saved.
+// e_j = exp(logit_j) into one row buffer (the exp's arithmetic is most of the op's time), one
+// light pass for z = sum_j e_j and sum_j e_j v_j (f = that / z; p_j = e_j / z is never stored, the
+// softmax's divide is applied to the sums) and, only when the backward will need them, one for the
+// slopes below. The key gradients redo the first two (the same e_j and z, bit for bit) and add
+// their terms in a third. (Before, each row also went through a buffer of logits, one of excesses
+// and the softmax kernel's own normalising pass.)
 //
 // The window. exp(logit) is exactly 0 once logit < -kUnderflow<T> (the result is below the
 // smallest normal number, which the exp kernel flushes to 0). So only keys with
@@ -64,14 +64,12 @@ struct KeyWindow {
 };
 constexpr std::size_t kNoSkip = std::numeric_limits<std::size_t>::max();
 
-// Per query row: the output f_i, the softmax denominator z_i = sum_j exp(logit_ij) (>= 1: the
-// nearest key's term is exp(0); the key gradients recompute p_ij = exp(logit_ij) / z_i from it)
-// and, when asked for, the two sums the backward needs,
+// Per query row: the output f_i and, when asked for, the two sums the backward needs,
 //   slope_w_i = sum_j p_ij (v_j - f_i) excess_ij,   slope_q_i = sum_j p_ij (v_j - f_i) d_ij.
 // (Two passes: f_i first, then sums of (v_j - f_i), never the cancelling sum(p v x) - f sum(p x).)
 template <class T>
 struct PoolRows {
-  std::vector<T> f, z, slope_w, slope_q;
+  std::vector<T> f, slope_w, slope_q;
   bool has_slopes = false;  // slope_w and slope_q were computed
 };
 
