@@ -8,7 +8,6 @@
 
 #include "ops/kernels/exp.h"
 #include "ops/kernels/parallel.h"
-#include "ops/kernels/softmax.h"
 
 namespace tapegrad::kernels {
 
@@ -32,12 +31,11 @@ SortedKeys<T> sort_keys(const T* keys, const T* values, std::size_t m) {
 namespace {
 
 // min_j |q - k_j| over the keys but `skip`. The keys are sorted and fl(q - k) is monotone in k, so
-// the nearest one is beside q's insertion point: one of the two below it or the two above it.
+// the nearest one is beside q's insertion point pos (the first key >= q): one of the two below it
+// or the two above it.
 template <class T>
-T nearest_distance(const std::vector<T>& key, T q, std::size_t skip) {
+T nearest_distance(const std::vector<T>& key, T q, std::size_t skip, std::size_t pos) {
   const std::size_t m = key.size();
-  const auto pos =
-      static_cast<std::size_t>(std::lower_bound(key.begin(), key.end(), q) - key.begin());
   T nearest = std::numeric_limits<T>::infinity();
   for (std::size_t s = pos >= 2 ? pos - 2 : 0; s < std::min(m, pos + 2); ++s)
     if (s != skip) nearest = std::min(nearest, std::abs(q - key[s]));
@@ -47,10 +45,11 @@ T nearest_distance(const std::vector<T>& key, T q, std::size_t skip) {
 // The keys whose weight can be non-zero: |q - k| <= radius, radius^2 = nearest^2 + 2 kUnderflow /
 // w^2 (hypot: no overflow; w = 0 or NaN: every key). Same rounding as the logits: fl(q - k).
 template <class T>
-KeyWindow key_window(const std::vector<T>& key, T q, T w, std::size_t skip, T nearest) {
+KeyWindow key_window(const std::vector<T>& key, T q, T w, std::size_t skip, T nearest,
+                     std::size_t pos) {
   T radius = std::hypot(nearest, std::sqrt(2 * kUnderflow<T>) / std::abs(w));
   if (std::isnan(radius)) radius = std::numeric_limits<T>::infinity();
-  const auto mid = std::lower_bound(key.begin(), key.end(), q);
+  const auto mid = key.begin() + static_cast<std::ptrdiff_t>(pos);
   const auto lo = std::partition_point(key.begin(), mid, [=](T k) { return q - k > radius; });
   const auto hi = std::partition_point(mid, key.end(), [=](T k) { return k - q <= radius; });
   KeyWindow win;
@@ -60,25 +59,74 @@ KeyWindow key_window(const std::vector<T>& key, T q, T w, std::size_t skip, T ne
   return win;
 }
 
-// One query row: the window, and for its keys t = s - lo the excess[t] and the softmax weights
-// p[t] = softmax_t(logit_t), through the library's one stable softmax (kernels/softmax.h; the
-// skipped key's logit is -inf, so its weight is exactly 0). The row's maximum logit is known, 0 at
-// the nearest key, so the softmax skips its search for it.
+// One query row: its query, the distance to its nearest key, and its window of keys.
 template <class T>
-KeyWindow row_weights(const SortedKeys<T>& keys, T q, T w, std::size_t skip, T* excess, T* p) {
-  const T nearest = nearest_distance(keys.key, q, skip);
-  const KeyWindow win = key_window(keys.key, q, w, skip, nearest);
-  const T* k = keys.key.data() + win.lo;
-  const std::size_t len = win.hi - win.lo;
+struct Row {
+  T q = 0, nearest = 0;
+  KeyWindow win;
+};
+
+template <class T>
+Row<T> row_at(const SortedKeys<T>& keys, T q, T w, std::size_t skip) {
+  Row<T> row;
+  row.q = q;
+  const auto pos = static_cast<std::size_t>(  // q's insertion point
+      std::lower_bound(keys.key.begin(), keys.key.end(), q) - keys.key.begin());
+  row.nearest = nearest_distance(keys.key, q, skip, pos);
+  row.win = key_window(keys.key, q, w, skip, row.nearest, pos);
+  return row;
+}
+
+// The unnormalised weights of a row and their sums:
+//   e_t = exp(logit_t),   z = sum_t e_t,   zv = sum_t e_t v_t,
+// so that p_t = e_t / z and f = zv / z. This is the row's stable softmax written out by hand: its
+// maximum logit is known to be 0 (the nearest key), so e_t = exp(logit_t - 0) is in [0, 1] and
+// z >= 1, as kernels::softmax_row_from_max would compute it. That kernel is not called because it
+// makes two passes over a buffer of logits (exp and sum, then divide by z) after the pass that
+// wrote the logits; here the logits are made and exponentiated in one pass, and the divide is left
+// to the few per-row numbers that need it (f, the slopes, the gradients). The loops are bound by
+// the exp's arithmetic, so that pass is most of the row's time.
+
+// Exps are computed in whole vectors of kVector keys (one 512-bit register, or two or four
+// narrower ones).
+template <class T>
+constexpr std::size_t kVector = 64 / sizeof(T);
+
+// e[s] = exp(logit of sorted key s) for the keys s in the row's window [lo, hi), e indexed by
+// sorted position (m,), and e[skip] = 0 (the skipped key's logit is -inf). The loop runs over a
+// whole number of vectors where the keys allow it, so it has no scalar remainder: up to
+// kVector - 1 exps one at a time cost about as much as that many vectors, most of the work of a
+// short window (sharp attention). The extra keys it covers are outside the window; their entries
+// are written and never read.
+template <class T>
+void row_exps(const SortedKeys<T>& keys, const Row<T>& row, T w, T* e) {
+  const std::size_t m = keys.key.size(), len = row.win.hi - row.win.lo;
+  const std::size_t padded = std::min(m, (len + kVector<T> - 1) / kVector<T> * kVector<T>);
+  const std::size_t begin = std::min(row.win.lo, m - padded);  // [begin, begin + padded) holds
+  const T* k = keys.key.data();                                // [lo, hi)
+  const T q = row.q, nearest = row.nearest;
 #pragma omp simd
-  for (std::size_t t = 0; t < len; ++t) {
-    const T dist = std::abs(q - k[t]);
-    excess[t] = (dist - nearest) * (dist + nearest);
-    p[t] = gaussian_logit(dist, nearest, w);
+  for (std::size_t s = begin; s < begin + padded; ++s)
+    e[s] = fast_exp(gaussian_logit(std::abs(q - k[s]), nearest, w));
+  if (row.win.skip != kNoSkip) e[row.win.skip] = 0;
+}
+
+template <class T>
+struct RowSums {
+  T z = 0, zv = 0;
+};
+
+// z = sum_s e[s] and zv = sum_s e[s] v_s over the window.
+template <class T>
+RowSums<T> row_sums(const SortedKeys<T>& keys, const Row<T>& row, const T* e) {
+  const T* v = keys.value.data();
+  T z = 0, zv = 0;
+#pragma omp simd reduction(+ : z, zv)
+  for (std::size_t s = row.win.lo; s < row.win.hi; ++s) {
+    z += e[s];
+    zv += e[s] * v[s];
   }
-  if (win.skip != kNoSkip) p[win.skip - win.lo] = -std::numeric_limits<T>::infinity();
-  softmax_row_from_max(p, T(0), p, len);
-  return win;
+  return {z, zv};
 }
 
 // The work to split across threads: rows times keys (an upper bound on the pairs visited).
@@ -86,32 +134,24 @@ inline bool worth_parallel(std::size_t n, std::size_t m) {
   return n * m >= kParallelGrain;
 }
 
-// f = sum_t p_t v_t over the row's window.
+// The second pass, once f is known (no cancellation between large sums, never B - f A):
+//   slope_w = sum_s p_s (v_s - f) excess_s,   slope_q = sum_s p_s (v_s - f) (q - k_s),
+// with p_s = e_s / z (the divide is done once, on the sums) and excess_s recomputed from the key,
+// exactly as in the logit: (dist - nearest) (dist + nearest), dist = |q - k_s|.
 template <class T>
-T row_pool(const SortedKeys<T>& keys, const KeyWindow& win, const T* p) {
-  const T* v = keys.value.data() + win.lo;
-  T f = 0;
-#pragma omp simd reduction(+ : f)
-  for (std::size_t t = 0; t < win.hi - win.lo; ++t) f += p[t] * v[t];
-  return f;
-}
-
-// slope_w = sum_t p_t (v_t - f) excess_t and slope_q = sum_t p_t (v_t - f) (q - k_t): a second
-// pass once f is known (no cancellation between large sums).
-template <class T>
-void row_slopes(const SortedKeys<T>& keys, T q, const KeyWindow& win, const T* excess, const T* p,
-                T f_row, T& slope_w, T& slope_q) {
-  const T* v = keys.value.data() + win.lo;
-  const T* k = keys.key.data() + win.lo;
-  const std::size_t len = win.hi - win.lo;
+void row_slopes(const SortedKeys<T>& keys, const Row<T>& row, const T* e, T z, T f_row, T& slope_w,
+                T& slope_q) {
+  const T *v = keys.value.data(), *k = keys.key.data();
+  const T q = row.q, nearest = row.nearest;
   T sw = 0, sq = 0;
 #pragma omp simd reduction(+ : sw, sq)
-  for (std::size_t t = 0; t < len; ++t) {
-    const T weighted = p[t] * (v[t] - f_row);
-    sw += weighted * excess[t];
-    sq += weighted * (q - k[t]);
+  for (std::size_t s = row.win.lo; s < row.win.hi; ++s) {
+    const T dist = std::abs(q - k[s]);
+    const T weighted = e[s] * (v[s] - f_row);
+    sw += weighted * ((dist - nearest) * (dist + nearest));
+    sq += weighted * (q - k[s]);
   }
-  slope_w = sw, slope_q = sq;
+  slope_w = sw / z, slope_q = sq / z;
 }
 
 }  // namespace
@@ -126,16 +166,16 @@ PoolRows<T> gaussian_pool_rows(const T* queries, std::size_t n, const SortedKeys
   if (want_slopes) rows.slope_w.resize(n), rows.slope_q.resize(n), rows.has_slopes = true;
 #pragma omp parallel if (worth_parallel(n, m))
   {
-    std::vector<T> excess(m), p(m);  // this thread's row buffers
+    std::vector<T> e(m);  // this thread's row buffer: the unnormalised weights, by sorted position
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), p.data());
-      rows.f[i] = row_pool(keys, win, p.data());
+      const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
+      row_exps(keys, row, w, e.data());
+      const RowSums<T> sums = row_sums(keys, row, e.data());
+      rows.f[i] = sums.zv / sums.z;
       if (want_slopes)
-        row_slopes(keys, queries[i], win, excess.data(), p.data(), rows.f[i], rows.slope_w[i],
-                   rows.slope_q[i]);
+        row_slopes(keys, row, e.data(), sums.z, rows.f[i], rows.slope_w[i], rows.slope_q[i]);
     }
   }
   return rows;
@@ -153,17 +193,20 @@ void gaussian_pool_key_grads(const T* queries, std::size_t n, const SortedKeys<T
   std::vector<std::vector<T>> dkeys(threads, std::vector<T>(m)), dvalues = dkeys;
 #pragma omp parallel num_threads(threads) if (parallel)
   {
-    std::vector<T> excess(m), p(m);
+    std::vector<T> e(m);
     T* dk = dkeys[omp_get_thread_num()].data();
     T* dv = dvalues[omp_get_thread_num()].data();
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), p.data());
-      for (std::size_t s = win.lo; s < win.hi; ++s) {
-        const T gp = grad[i] * p[s - win.lo];  // grad_i p_ij
-        dk[s] += gp * (keys.value[s] - rows.f[i]) * (w * w) * (queries[i] - keys.key[s]);
+      const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
+      row_exps(keys, row, w, e.data());  // bit for bit the forward's, and so is z
+      const T g_over_z = grad[i] / row_sums(keys, row, e.data()).z;
+      const T q = row.q, f_row = rows.f[i];
+#pragma omp simd
+      for (std::size_t s = row.win.lo; s < row.win.hi; ++s) {
+        const T gp = g_over_z * e[s];  // grad_i p_is
+        dk[s] += gp * (keys.value[s] - f_row) * (w * w) * (q - keys.key[s]);
         dv[s] += gp;
       }
     }
@@ -183,14 +226,14 @@ void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys
   std::fill(p, p + n * m, T(0));
 #pragma omp parallel if (worth_parallel(n, m))
   {
-    std::vector<T> excess(m), weights(m);
+    std::vector<T> e(m);
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
-      const std::size_t skip = leave_one_out ? keys.sorted_at[i] : kNoSkip;
-      const KeyWindow win = row_weights(keys, queries[i], w, skip, excess.data(), weights.data());
-      for (std::size_t s = win.lo; s < win.hi; ++s)
-        p[i * m + keys.original[s]] = weights[s - win.lo];
+      const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
+      row_exps(keys, row, w, e.data());
+      const T z = row_sums(keys, row, e.data()).z;
+      for (std::size_t s = row.win.lo; s < row.win.hi; ++s) p[i * m + keys.original[s]] = e[s] / z;
     }
   }
 }

@@ -11,6 +11,15 @@
 // NWKernelRegression::forward (models/) builds the very same logits from ops: that is the readable
 // path this kernel is tested against.
 //
+// The passes. Per query row the forward makes one pass over the window's keys that computes
+// e_j = exp(logit_j) into one row buffer (the exp's arithmetic is most of the op's time), one
+// light pass for z = sum_j e_j and sum_j e_j v_j (f = that / z; p_j = e_j / z is never stored, the
+// softmax's divide is applied to the sums) and, only when the backward will need them, one for the
+// slopes below (excess_j recomputed from the key there, not stored). The key gradients redo the
+// first two (the same e_j and z, bit for bit) and add their terms in a third. Not through
+// kernels::softmax_row_from_max: it would need a buffer of logits written by one more pass, and
+// its own normalising pass (see attention.cpp).
+//
 // The window. exp(logit) is exactly 0 once logit < -kUnderflow<T> (the result is below the
 // smallest normal number, which the exp kernel flushes to 0). So only keys with
 // |d| <= sqrt(nearest^2 + 2 kUnderflow / w^2) matter; with the keys sorted once, they are one

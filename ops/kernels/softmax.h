@@ -1,5 +1,6 @@
-// Softmax and log-softmax kernels: the loops behind ops/softmax.cpp, the fused attention op and
-// the nonparametric weights (one stable softmax for all of them).
+// Softmax and log-softmax kernels: the loops behind ops/softmax.cpp and the nonparametric weights.
+// (The fused attention op, ops/kernels/attention.cpp, writes the same stable softmax out in its
+// own loops over each row's keys, with the same fast_exp: see row_exps there, and why.)
 //
 // Every kernel computes, along one axis,
 //   softmax:      y_k = exp(x_k - m) / sum_j exp(x_j - m),   m = max_j x_j
@@ -26,8 +27,8 @@ namespace kernels {
 template <class T>
 void softmax_row(const T* logits, T* out, std::size_t len);
 
-// Its second half, for a caller that already knows the row's maximum m (the fused attention op:
-// the nearest key's logit is 0 by construction): out[k] = exp(logits[k] - m) / sum_j exp(...).
+// Its second half, for a caller that already knows the row's maximum m:
+// out[k] = exp(logits[k] - m) / sum_j exp(logits[j] - m).
 template <class T>
 void softmax_row_from_max(const T* logits, T m, T* out, std::size_t len);
 
