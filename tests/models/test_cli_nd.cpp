@@ -161,8 +161,11 @@ double rel(double a, double b) {
 
 }  // namespace
 
-// d = 1 with the defaults prints exactly the chapter's numbers: the output of the program before
-// issue 11 (same seed, --threads 1), line for line.
+// d = 1 with the defaults prints the chapter's numbers: the output of the program before issue 11
+// (same seed, --threads 1, gcc on this machine), line for line. The float32 losses are compared to
+// 1e-6 relative (a few float32 ulps) instead of digit for digit: another compiler or vector width
+// sums the rows in another order and may move the last printed digit (clang prints 20.124918 for
+// 20.124916).
 TEST(CliND, D1DefaultsPrintTheChaptersNumbers) {
   TempDir tmp;
   const fs::path out = tmp / "out";
@@ -184,7 +187,19 @@ TEST(CliND, D1DefaultsPrintTheChaptersNumbers) {
       "wrote " +
       (out / "predictions.csv").string() + ", attention_*.csv, training.json in " + out.string() +
       "\n";
-  EXPECT_EQ(r.out, expected);
+  std::istringstream got_lines(r.out), want_lines(expected);
+  std::string got, want;
+  while (std::getline(want_lines, want)) {
+    ASSERT_TRUE(std::getline(got_lines, got)) << "missing line: " << want;
+    if (want.rfind("epoch ", 0) != 0) {
+      EXPECT_EQ(got, want);
+      continue;
+    }
+    const std::size_t at = want.rfind(' ') + 1;  // "epoch k, loss L": L after the last space
+    EXPECT_EQ(got.substr(0, at), want.substr(0, at));
+    EXPECT_LE(rel(std::stod(got.substr(at)), std::stod(want.substr(at))), 1e-6) << got;
+  }
+  EXPECT_FALSE(std::getline(got_lines, got)) << "extra line: " << got;
   const auto j = nlohmann::json::parse(slurp(out / "training.json"));
   EXPECT_EQ(j["d"], 1);
   EXPECT_EQ(j["task"], "regression");
