@@ -15,27 +15,25 @@ mkdir -p "$out"
 # Exercise 2: 200 points of the chapter's curve in x1, x2 irrelevant; w starts at (1, 1).
 common=(--dataset chapter2d --widths per-coordinate --n-train 200 --epochs 200 --lr 0.05
         --w-init 1)
-"$nw" "${common[@]}" --out "$out/leave_one_out" | tail -3
-"$nw" "${common[@]}" --keep-self --out "$out/keep_self" | tail -3
+# Each epoch prints "epoch k, loss L, w [w1, w2]" (w after that epoch's step): kept as a .dat file.
+w_per_epoch() { tee "$1.log" | sed -n 's/^epoch \([0-9]*\), loss [^,]*, w \[\(.*\), \(.*\)\]$/\1 \2 \3/p' > "$1.dat"; }
+"$nw" "${common[@]}" --out "$out/leave_one_out" | w_per_epoch "$out/leave_one_out_w"
+"$nw" "${common[@]}" --keep-self --out "$out/keep_self" | w_per_epoch "$out/keep_self_w"
+tail -n 2 "$out/leave_one_out_w.log" "$out/keep_self_w.log"
 
 # Exercise 1: two moons, classified by NW; the program compares the Parzen rule on every query.
 "$nw" --dataset moons --task classification --n-train 200 --epochs 30 --lr 0.05 --sigma 0.3 \
   --out "$out/moons" | tail -4
 
-# w per epoch of both runs, from their training.json.
-for run in leave_one_out keep_self; do
-  python3 -c 'import json, sys
-for e, w in enumerate(json.load(open(sys.argv[1]))["w_per_epoch"], 1):
-    print(e, *w)' "$out/$run/training.json" > "$out/$run/w_per_epoch.dat"
-done
+# w per epoch of both runs (the same numbers are in each run's training.json, "w_per_epoch").
 gnuplot <<GP
 set terminal pngcairo size 720,420
 set output "$out/widths_per_epoch.png"
 set title "Per-coordinate widths learned by SGD (x2 is noise)"
 set xlabel "epoch"; set ylabel "w"; set key top left
-plot "$out/leave_one_out/w_per_epoch.dat" using 1:2 with lines lw 2 title "w1, leave-one-out", \
-     "$out/leave_one_out/w_per_epoch.dat" using 1:3 with lines lw 2 title "w2, leave-one-out", \
-     "$out/keep_self/w_per_epoch.dat" using 1:2 with lines lw 2 dt 2 title "w1, --keep-self", \
-     "$out/keep_self/w_per_epoch.dat" using 1:3 with lines lw 2 dt 2 title "w2, --keep-self"
+plot "$out/leave_one_out_w.dat" using 1:2 with lines lw 2 title "w1, leave-one-out", \
+     "$out/leave_one_out_w.dat" using 1:3 with lines lw 2 title "w2, leave-one-out", \
+     "$out/keep_self_w.dat" using 1:2 with lines lw 2 dt 2 title "w1, --keep-self", \
+     "$out/keep_self_w.dat" using 1:3 with lines lw 2 dt 2 title "w2, --keep-self"
 GP
 echo "wrote $out/widths_per_epoch.png and the runs' outputs in $out"
