@@ -65,6 +65,62 @@ Tensor<T> weighted_sq_distances(const Tensor<T>& queries, const Tensor<T>& keys,
   return sum(square(diff * w), {-1});
 }
 
+namespace {
+
+// x*_i (n, 1, d): for each query, its nearest key by s_ij = sum_k ((q_ik - keys_ijk) w_k)^2 (the
+// first of equally near ones). A plain search, not recorded: s is summed in long double, where
+// no float or double input overflows it.
+template <class T>
+xt::xarray<T> nearest_keys(const xt::xarray<T>& queries, const xt::xarray<T>& keys,
+                           const xt::xarray<T>& w) {
+  const std::size_t n = queries.shape()[0], d = queries.shape()[1];
+  const bool per_query = keys.dimension() == 3;
+  const std::size_t m = per_query ? keys.shape()[1] : keys.shape()[0];
+  const T* k = keys.data();
+  xt::xarray<T> nearest = xt::zeros<T>({n, std::size_t(1), d});
+  for (std::size_t i = 0; i < n; ++i) {
+    const T* row = per_query ? k + i * m * d : k;  // this query's keys, (m, d)
+    std::size_t best = 0;
+    long double best_s = std::numeric_limits<long double>::infinity();
+    for (std::size_t j = 0; j < m; ++j) {
+      long double s = 0;
+      for (std::size_t c = 0; c < d; ++c) {
+        const long double t =
+            (static_cast<long double>(queries(i, c)) - row[j * d + c]) * w(w.size() == 1 ? 0 : c);
+        s += t * t;
+      }
+      if (s < best_s) best_s = s, best = j;
+    }
+    for (std::size_t c = 0; c < d && m > 0; ++c) nearest(i, 0, c) = row[best * d + c];
+  }
+  return nearest;
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> nearest_shifted_logits(const Tensor<T>& queries, const Tensor<T>& keys,
+                                 const Tensor<T>& w) {
+  const std::string op = "nearest_shifted_logits";
+  check_dim(op, queries, 2, "queries");
+  check_defined(op, keys);
+  check_dim(op, w, 1, "w");
+  const std::size_t d = queries.shape()[1];
+  const bool per_query = keys.dim() == 3;
+  if ((keys.dim() != 2 && !per_query) || keys.shape().back() != d ||
+      (per_query && keys.shape()[0] != queries.shape()[0]) || d == 0 ||
+      (w.size() != 1 && w.size() != d))
+    throw std::invalid_argument(op + ": " + three_shapes(queries, keys, w) +
+                                ": expected queries (n, d), keys (m, d) or (n, m, d) and w of "
+                                "shape (1,) or (d,)");
+  const Tensor<T> x_star(nearest_keys(queries.value(), keys.value(), w.value()));  // (n, 1, d)
+  const Tensor<T> k = per_query ? keys : unsqueeze(keys, 0);  // (n, m, d) or (1, m, d)
+  // a = x* - k and b = 2 q - k - x*, (n, m, d): (q - k)^2 - (q - x*)^2 = a b, no squares formed.
+  const Tensor<T> a = x_star - k;
+  const Tensor<T> b = unsqueeze(queries, 1) * T(2) - k - x_star;
+  return sum(a * b * square(w), {-1}) * T(-0.5);  // (n, m)
+}
+
 template <class T>
 Tensor<T> one_hot(const std::vector<std::int64_t>& labels, std::size_t num_classes) {
   xt::xarray<T> v = xt::zeros<T>({labels.size(), num_classes});
@@ -137,7 +193,7 @@ Tensor<T> NWKernelRegressionND<T>::forward(const Tensor<T>& queries, const Tenso
                                 shape_str(ks) + " and values " + shape_str(vs) +
                                 " must be (n, d), (n, m, d) and (n, m, C)");
   // logits_ij = -s_ij / 2, (n, m); softmax subtracts each row's maximum (its nearest key).
-  logits_ = weighted_sq_distances(queries, keys, w_) * T(-0.5);
+  logits_ = nearest_shifted_logits(queries, keys, w_);
   attention_weights_ = softmax(logits_, 1);
   // (n, 1, m) bmm (n, m, C) -> (n, 1, C): row i is the attention-weighted average of its values.
   const long n = static_cast<long>(vs[0]), c = static_cast<long>(vs[2]);
@@ -155,7 +211,7 @@ Tensor<T> NWKernelRegressionND<T>::predict(const Tensor<T>& queries, const Tenso
     throw std::invalid_argument(op + ": x_train " + shape_str(x_train.shape()) + " and values " +
                                 shape_str(values.shape()) + " must be (m, d) and (m, C)");
   // The same weights with keys x_train (m, d) shared by every query: (n, m) matmul (m, C).
-  logits_ = weighted_sq_distances(queries, x_train, w_) * T(-0.5);
+  logits_ = nearest_shifted_logits(queries, x_train, w_);
   attention_weights_ = softmax(logits_, 1);
   return matmul(attention_weights_, values);
 }
@@ -239,7 +295,7 @@ NWResult<T> nadaraya_watson_nd(const Tensor<T>& x_train, const Tensor<T>& values
     // K = exp(-||q - x||^2 / (2 sigma^2)) normalised per row is a softmax of -s / 2 with the
     // shared width w = 1 / sigma.
     const Tensor<T> w(xt::xarray<T>({T(1) / sigma}));
-    r.weights = softmax(weighted_sq_distances(x_query, x_train, w) * T(-0.5), 1);
+    r.weights = softmax(nearest_shifted_logits(x_query, x_train, w), 1);
   } else {
     // u = ||q - x|| / sigma: the Euclidean distance first (for d = 1 exactly |q - x|), as the
     // 1-D model divides the difference by sigma.
@@ -269,17 +325,18 @@ std::vector<std::int64_t> argmax_labels(const xt::xarray<T>& p) {
   return labels;
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                                   \
-  template Tensor<T> weighted_sq_distances(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> one_hot<T>(const std::vector<std::int64_t>&, std::size_t);                   \
-  template std::pair<Tensor<T>, Tensor<T>> training_keys_values_nd(const Tensor<T>&,              \
-                                                                   const Tensor<T>&, bool);       \
-  template class NWKernelRegressionND<T>;                                                         \
-  template Tensor<T> nw_cross_entropy(const Tensor<T>&, const xt::xarray<std::int64_t>&,          \
-                                      const std::vector<std::int64_t>&);                          \
-  template Tensor<T> squared_loss(const Tensor<T>&, const Tensor<T>&);                            \
-  template NWResult<T> nadaraya_watson_nd(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,   \
-                                          Kernel, T, EmptyRow);                                   \
+#define TAPEGRAD_INSTANTIATE(T)                                                                    \
+  template Tensor<T> weighted_sq_distances(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&);  \
+  template Tensor<T> nearest_shifted_logits(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&); \
+  template Tensor<T> one_hot<T>(const std::vector<std::int64_t>&, std::size_t);                    \
+  template std::pair<Tensor<T>, Tensor<T>> training_keys_values_nd(const Tensor<T>&,               \
+                                                                   const Tensor<T>&, bool);        \
+  template class NWKernelRegressionND<T>;                                                          \
+  template Tensor<T> nw_cross_entropy(const Tensor<T>&, const xt::xarray<std::int64_t>&,           \
+                                      const std::vector<std::int64_t>&);                           \
+  template Tensor<T> squared_loss(const Tensor<T>&, const Tensor<T>&);                             \
+  template NWResult<T> nadaraya_watson_nd(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,    \
+                                          Kernel, T, EmptyRow);                                    \
   template std::vector<std::int64_t> argmax_labels(const xt::xarray<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

@@ -57,19 +57,24 @@ std::pair<Tensor<T>, Tensor<T>> training_keys_values_nd(const Tensor<T>& x_train
 xt::xarray<std::int64_t> training_key_labels(const std::vector<std::int64_t>& labels,
                                              bool leave_one_out = true);
 
+// The Gaussian attention logits -s_ij / 2 shifted by each row's nearest key x*_i (the key of
+// smallest s_ij; the first of equally near ones):
+//   l_ij = -(s_ij - s_i*) / 2 = -1/2 sum_k w_k^2 (x*_ik - keys_ijk) (2 q_ik - keys_ijk - x*_ik)
+// queries (n, d), keys (n, m, d) or (m, d), w (1,) or (d,) -> (n, m). softmax over a row ignores
+// the row's constant s_i* / 2, so softmax(l, 1) = softmax(-s / 2, 1) and every gradient through the
+// softmax (or through the cross-entropy, a difference of two log-sum-exps of one row) is the same;
+// x* enters as a constant, whose own gradient would be a per-row constant too. Built from ops as a
+// product of two differences, l never forms the squares: the nearest key's logit is exactly 0 (a
+// row never sums to 0), nothing overflows for queries far from every key, and the logits of the
+// keys that matter are not lost in the rounding of a large s (the 1-D model's gaussian_logits,
+// ops/attention.h, is the same idea).
+template <class T>
+Tensor<T> nearest_shifted_logits(const Tensor<T>& queries, const Tensor<T>& keys,
+                                 const Tensor<T>& w);
+
 // The parametric model on vectors: w of shape (1,) or (d,), every coordinate starting at w_init.
-//
-// Far queries. The 1-D model shifts its logits by the nearest key's (gaussian_logits), exactly;
-// here softmax subtracts each row's maximum logit, which is the nearest key's, so a query far from
-// every key still gets finite weights, all on its nearest key(s), as long as s_ij (the weighted
-// squared distance) is finite. Two limits:
-//  - Precision: the logits are -s / 2 before the shift, so the weights' relative accuracy is about
-//    eps * s (float: s = 1e6 gives ~0.06 absolute error in a logit; the 1-D path has none).
-//  - Overflow: when s_ij exceeds the dtype's max (float: ||(q - x) w|| > 1.8e19, double: 1.3e154)
-//    s_ij is inf and key j's logit -inf: weight 0 (a mask). If that happens for every key of a row
-//    the row's softmax is NaN (no distribution left), and so is its estimate and every gradient
-//    through it; nw_cross_entropy gives inf or NaN for such a row. The library does not guard it:
-//    it needs inputs or widths around 1e19 (float) apart.
+// Its logits are nearest_shifted_logits: a query far from every key gets its weight on the
+// nearest key(s), finite, as in the 1-D model.
 template <class T>
 class NWKernelRegressionND {
  public:
@@ -77,6 +82,7 @@ class NWKernelRegressionND {
 
   // queries (n, d), keys (n, m, d), values (n, m, C) -> (n, C):
   //   logits = weighted_sq_distances(queries, keys, w) * (-1/2)       (n, m)
+  //            (through nearest_shifted_logits: the same up to a per-row constant)
   //   attention = softmax(logits, 1)                                  (n, m)
   //   out = bmm(attention.unsqueeze(1), values).reshape(n, C)        (n, 1, C) -> (n, C)
   // logits() and attention_weights() of this call are kept (the cross-entropy loss needs the

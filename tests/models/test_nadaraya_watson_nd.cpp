@@ -324,6 +324,71 @@ TEST(NDGradcheck, WeightedSqDistances) {
     }
 }
 
+// softmax of the nearest-shifted logits is softmax(-s / 2): the shift is a per-row constant. The
+// nearest key's logit is exactly 0 and every other logit is <= 0; gradients through the softmax
+// are exact (gradcheck, in queries, keys and w, keys (n, m, d) and (m, d)).
+TEST(NDShiftedLogits, SameSoftmaxAndGradients) {
+  std::mt19937 rng(1108);
+  const std::size_t n = 3, m = 5;
+  for (const NdShape& s : kShapes)
+    for (bool per_query : {true, false}) {
+      SCOPED_TRACE(s.str() + (per_query ? ", keys (n, m, d)" : ", keys (m, d)"));
+      auto q = uniform(rng, {n, s.d}, -1, 1), w = uniform(rng, {s.w_len()}, 0.5, 1.5);
+      auto k = per_query ? uniform(rng, {n, m, s.d}, -1, 1) : uniform(rng, {m, s.d}, -1, 1);
+      const xt::xarray<double> shifted = nearest_shifted_logits(q, k, w).value();
+      const xt::xarray<double> plain = (weighted_sq_distances(q, k, w) * -0.5).value();
+      for (std::size_t i = 0; i < n; ++i) {
+        double top = -1e300;
+        for (std::size_t j = 0; j < m; ++j) top = std::max(top, shifted(i, j));
+        EXPECT_EQ(top, 0.0) << "row " << i;
+        for (std::size_t j = 0; j < m; ++j)  // the same logits up to the row's constant
+          EXPECT_NEAR(shifted(i, j) - shifted(i, 0), plain(i, j) - plain(i, 0), 1e-12);
+      }
+      const GradcheckFn f = [](const auto& in) {
+        return softmax(nearest_shifted_logits(in[0], in[1], in[2]), 1);
+      };
+      EXPECT_TRUE(gradcheck_passes(weighted(f, uniform(rng, {n, m}, -2, 2, false)), {q, k, w}));
+    }
+}
+
+// A query far from the keys relative to their spacing: at q = (3000, 0), keys 1e-4 apart differ
+// by about 0.3 in -s / 2 = -(q - k)^2 / 2 ~ -4.5e6, which float32 rounds to steps of 0.5: the plain
+// logits lose the differences that decide the weights (the control below), the shifted ones keep
+// them. Against a long double softmax(-s / 2) of the same float32 inputs; and a query so far
+// (1e20) that s overflows float32: finite, all weight on the nearest key.
+TEST(NDShiftedLogits, FarQueriesInFloat) {
+  const xt::xarray<float> keys = {{0.f, 0.f}, {1e-4f, 0.f}, {2e-4f, 0.f}, {3e-4f, 0.f}};
+  const xt::xarray<float> queries = {{3000.f, 0.f}, {-2500.f, 0.f}, {1e20f, 0.f}};
+  NWKernelRegressionND<float> net(2, Widths::PerCoordinate, 1.f);
+  const Tensor<float> y(xt::xarray<float>(xt::reshape_view(xt::arange<float>(1.f, 5.f), {4, 1})));
+  NoGradGuard no_grad;
+  const xt::xarray<float> f = net.predict(Tensor<float>(queries), Tensor<float>(keys), y).value();
+  const xt::xarray<float> p = net.attention_weights().value();
+  const xt::xarray<float> plain =
+      softmax(weighted_sq_distances(Tensor<float>(queries), Tensor<float>(keys), net.w()) * -0.5f,
+              1)
+          .value();
+  double plain_error = 0;
+  for (std::size_t i = 0; i < 2; ++i) {
+    long double s[4], top = -1e300L, z = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      const long double a = static_cast<long double>(queries(i, 0)) - keys(j, 0);
+      s[j] = -(a * a) / 2;
+      top = std::max(top, s[j]);
+    }
+    for (std::size_t j = 0; j < 4; ++j) z += std::exp(s[j] - top);
+    for (std::size_t j = 0; j < 4; ++j) {
+      const double want = double(std::exp(s[j] - top) / z);
+      EXPECT_NEAR(p(i, j), want, 1e-5) << "query " << i << " key " << j;
+      plain_error = std::max(plain_error, std::abs(plain(i, j) - want));
+    }
+  }
+  EXPECT_GT(plain_error, 0.05) << "control: the unshifted float32 logits should lose the weights";
+  for (std::size_t j = 0; j < 4; ++j) EXPECT_TRUE(std::isfinite(p(2, j)));
+  EXPECT_EQ(p(2, 3), 1.f);  // (3e-4, 0) is the key nearest to (1e20, 0)
+  EXPECT_EQ(f(2, 0), 4.f);
+}
+
 // The model's forward and predict, in every input and in w (the gradcheck input replaces the
 // model's w, so finite differences perturb it too).
 TEST(NDGradcheck, ModelForwardAndPredict) {
@@ -693,7 +758,7 @@ TEST(NDErrors, WrongShapesNameTheOpAndShapes) {
       [&] {
         net3.forward(q, k3, zeros<double>({3, 4, 1}));
       },
-      {wsd, "w (3,)"}));
+      {"nearest_shifted_logits", "w (3,)"}));
   EXPECT_TRUE(throws_naming(
       [&] {
         net.predict(q, k2, zeros<double>({5, 1}));
