@@ -155,13 +155,13 @@ NDPooled<T> pool(const Options& options, const Data& data, const NDTensors<T>& t
 // ---- train: w by SGD on leave-one-out keys and values -------------------------------------------
 
 // The composed forward and backward keep about this many (n, m) arrays alive at their peak: the
-// (n, m, d) keys, differences, weighted differences, squares and their gradients count d each, the
-// (n, m, C) values and the bmm's gradient C each, and the (n, m) distances, logits, weights and
-// their gradients a few. Measured as peak RSS of --impl composed --dtype float64 --epochs 1 on
-// n = 1200 regression data, minus the fused run's: 17.5 arrays of 1200 x 1199 at d = 2 and 55.2 at
-// d = 8 (this formula: 20 and 56).
+// (n, m, d) keys, the two differences of nearest_shifted_logits, their product and its gradients
+// count d each, the (n, m, C) values and the bmm's gradient C each, and the (n, m) logits, weights
+// and their gradients a few. Measured as peak RSS of --impl composed --dtype float64 --epochs 1 on
+// n = 1200 regression data with two queries, minus the same run with --impl fused (/usr/bin/time
+// -f %M): 16.4 arrays of 1200 x 1199 at d = 2 and 58.2 at d = 8 (this formula: 22 and 64).
 double composed_arrays_alive(std::size_t d, std::size_t classes) {
-  return 6.0 + 6.0 * double(d) + 2.0 * double(std::max<std::size_t>(classes, 1));
+  return 6.0 + 7.0 * double(d) + 2.0 * double(std::max<std::size_t>(classes, 1));
 }
 
 // The composed model's training keys and values (and the keys' labels, for the cross-entropy).
