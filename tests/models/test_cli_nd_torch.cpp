@@ -7,6 +7,7 @@
 //   --dtype float32: 1e-5 (measured: at most 4e-7), labels not compared (a near tie could flip).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -46,11 +47,16 @@ struct Run {
 };
 
 // max over entries of |got - want| / max(1, |want|), with a message for the first offender.
+// The largest error of the current run (check_all prints it: the measured agreement).
+double worst_error = 0;
+std::string worst_where;
+
 void expect_close(const std::string& what, const std::vector<double>& got,
                   const std::vector<double>& want, double tol) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (std::size_t i = 0; i < got.size(); ++i) {
     const double err = std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i]));
+    if (err > worst_error) worst_error = err, worst_where = what;
     ASSERT_LE(err, tol) << what << "[" << i << "]: got " << got[i] << ", torch " << want[i];
   }
 }
@@ -139,10 +145,13 @@ void check_case(const nlohmann::json& c, const Run& run) {
 void check_all(const Run& run) {
   const auto& cases = nd_reference()["cases"];
   ASSERT_GE(cases.size(), 10u);
+  worst_error = 0, worst_where.clear();
   for (const auto& c : cases) {
     SCOPED_TRACE(c["name"].get<std::string>() + " " + run.dtype + " " + run.impl);
     check_case(c, run);
   }
+  std::printf("%s %s: largest error against torch float64 %.2e (%s)\n", run.dtype.c_str(),
+              run.impl.empty() ? "default" : run.impl.c_str(), worst_error, worst_where.c_str());
 }
 
 TEST(CliNdTorch, Float64ComposedMatchesTorch) {
@@ -156,6 +165,9 @@ TEST(CliNdTorch, Float64DefaultImplMatchesTorch) {
 }
 TEST(CliNdTorch, Float32MatchesTorch) {
   check_all({"float32", "", 1e-5, false});
+}
+TEST(CliNdTorch, Float32FusedMatchesTorch) {
+  check_all({"float32", "fused", 1e-5, false});
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "models/nadaraya_watson.h"
 #include "models/nadaraya_watson_nd.h"
 #include "models/sgd.h"
+#include "ops/attention_nd.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;
@@ -349,6 +350,31 @@ TEST(NDShiftedLogits, SameSoftmaxAndGradients) {
       };
       EXPECT_TRUE(gradcheck_passes(weighted(f, uniform(rng, {n, m}, -2, 2, false)), {q, k, w}));
     }
+}
+
+// Passes when f throws std::invalid_argument naming every one of parts.
+template <class F>
+::testing::AssertionResult throws_naming(F&& f, const std::vector<std::string>& parts) {
+  return throws_with_all<std::invalid_argument>(std::forward<F>(f), parts);
+}
+
+TEST(NDShiftedLogits, WrongShapesNameTheOpAndShapes) {
+  const Tensor<double> q = zeros<double>({3, 2}), w2 = ones<double>({2});
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        nearest_shifted_logits(q, zeros<double>({4, 3}), w2);
+      },
+      {"nearest_shifted_logits", "queries (3, 2)", "keys (4, 3)"}));
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        nearest_shifted_logits(q, zeros<double>({2, 4, 2}), w2);
+      },
+      {"nearest_shifted_logits", "keys (2, 4, 2)"}));
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        nearest_shifted_logits(q, zeros<double>({4, 2}), ones<double>({3}));
+      },
+      {"nearest_shifted_logits", "w (3,)"}));
 }
 
 // A query far from the keys relative to their spacing: at q = (3000, 0), keys 1e-4 apart differ
@@ -718,11 +744,6 @@ TEST(NDPieces, TrainingLayout) {
 
 // --- wrong shapes: the message names the op and the shapes ----------------------------------
 
-template <class F>
-::testing::AssertionResult throws_naming(F&& f, const std::vector<std::string>& parts) {
-  return throws_with_all<std::invalid_argument>(std::forward<F>(f), parts);
-}
-
 TEST(NDErrors, WrongShapesNameTheOpAndShapes) {
   const auto q = zeros<double>({3, 2}), k2 = zeros<double>({4, 2}), k3 = zeros<double>({3, 4, 2});
   const auto w1 = ones<double>({1}), w3 = ones<double>({3});
@@ -863,6 +884,64 @@ TEST(NDTraining, CrossEntropyClassifiesTwoBlobs) {
                                           std::to_string(net.w().value()(0)));
   EXPECT_LT(last, first);
   EXPECT_EQ(argmax_labels(p.value()), labels);
+}
+
+// --- the readable path and the fused op, far from the examples ---------------------------------
+
+// |a - b| <= rtol |b| + atol everywhere (a and b of one shape), naming the first offender.
+template <class T>
+::testing::AssertionResult near_all(const std::string& what, const xt::xarray<T>& a,
+                                    const xt::xarray<T>& b, double rtol, double atol) {
+  if (a.shape() != b.shape()) return ::testing::AssertionFailure() << what << ": shapes differ";
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double x = a.data()[i], y = b.data()[i];
+    if (!(std::abs(x - y) <= rtol * std::abs(y) + atol))
+      return ::testing::AssertionFailure() << what << "[" << i << "]: " << x << " vs " << y;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// One case: the composed model (predict, and forward on leave-one-out keys) against the fused op
+// (ops/attention_nd.h) in dtype T: outputs, and dL/dw for L = sum(f * g), g fixed.
+template <class T>
+void expect_fused_equals_composed(const xt::xarray<double>& x, const xt::xarray<double>& q,
+                                  const xt::xarray<double>& v, const xt::xarray<double>& w0,
+                                  double tol) {
+  const Tensor<T> xt_{xt::xarray<T>(x)}, qt{xt::xarray<T>(q)}, vt{xt::xarray<T>(v)};
+  NWKernelRegressionND<T> net(x.shape()[1], Widths::PerCoordinate, T(1));
+  net.w() = Tensor<T>(xt::xarray<T>(w0), true);
+  const Tensor<T> composed = net.predict(qt, xt_, vt);
+  const Tensor<T> fused = nw_attention_pool_nd(qt, xt_, vt, net.w());
+  EXPECT_TRUE(near_all("prediction", fused.value(), composed.value(), tol, tol));
+  for (const T f : fused.value()) EXPECT_TRUE(std::isfinite(f));
+  // Training: leave-one-out keys, dL/dw of a non-uniform L.
+  auto [keys, values] = training_keys_values_nd(xt_, vt, true);
+  const Tensor<T> g{xt::xarray<T>(xt::xarray<double>(v * 0.7 + 0.3))};
+  net.w().zero_grad();
+  sum(net.forward(xt_, keys, values) * g).backward();
+  const xt::xarray<T> grad_composed = net.w().grad();
+  net.w().zero_grad();
+  sum(nw_attention_pool_nd(xt_, xt_, vt, net.w(), true) * g).backward();
+  EXPECT_TRUE(near_all("dL/dw", net.w().grad(), grad_composed, tol,
+                       tol * std::max<double>(1, xt::amax(xt::abs(grad_composed))())));
+}
+
+// Inputs scaled by 1e-6 .. 1e6 with widths from flat to sharp (x w from 0.3 to 300, where most
+// weights underflow), queries 1e3 spans outside the data: the fused op and the composed model give
+// the same numbers in both dtypes.
+TEST(NDFusedAgreesWithComposed, AcrossScalesSharpWidthsAndFarQueries) {
+  std::mt19937 rng(1109);
+  for (double scale : {1e-6, 1e-3, 1.0, 1e3, 1e6})
+    for (double sharpness : {0.3, 3.0, 30.0, 300.0}) {
+      SCOPED_TRACE("scale " + std::to_string(scale) + ", x w ~ " + std::to_string(sharpness));
+      const xt::xarray<double> x = uniform(rng, {9, 2}, 0, scale, false).value();
+      xt::xarray<double> q = uniform(rng, {7, 2}, -0.2 * scale, 1.2 * scale, false).value();
+      q(5, 0) = 1e3 * scale, q(6, 1) = -1e3 * scale;  // far outside the data
+      const xt::xarray<double> v = uniform(rng, {9, 2}, -1, 1, false).value();
+      const xt::xarray<double> w = {sharpness / scale, 0.5 * sharpness / scale};
+      expect_fused_equals_composed<double>(x, q, v, w, 1e-9);
+      expect_fused_equals_composed<float>(x, q, v, w, 2e-4);
+    }
 }
 
 }  // namespace
