@@ -24,6 +24,8 @@ tail -n 2 "$out/leave_one_out_w.log" "$out/keep_self_w.log"
 # Exercise 1: two moons, classified by NW; the program compares the Parzen rule on every query.
 "$nw" --dataset moons --task classification --n-train 200 --epochs 30 --lr 0.05 --sigma 0.3 \
   --out "$out/moons" | tail -4
+"$nw" --dataset moons --task classification --loss squared --n-train 200 --epochs 30 --lr 0.05 \
+  --sigma 0.3 --no-plots --out "$out/moons_squared" | tail -2
 
 # w per epoch of both runs (the same numbers are in each run's training.json, "w_per_epoch").
 gnuplot <<GP
