@@ -182,5 +182,74 @@ TEST(KernelExp, ArrayHelpersMatchTheScalarFunction) {
   }
 }
 
+// fast_exp_nonpositive is fast_exp bit for bit wherever x <= 0: every float from a little below
+// the flush threshold up to -0, a dense sweep of doubles down past theirs, in a vector loop as the
+// kernels call it; and exp(0) = 1 for positive x, NaN for NaN, +0 for -inf.
+template <class T>
+void nonpositive_in_a_loop(const std::vector<T>& x, std::vector<T>& y) {
+#pragma omp simd
+  for (std::size_t i = 0; i < x.size(); ++i) y[i] = kernels::fast_exp_nonpositive(x[i]);
+}
+
+TEST(KernelExp, NonpositiveIsFastExpBitForBitFloat) {
+  // -0 down to -88.5 (kMinArg = -87.34) as bit patterns 0x80000000 upward: every 61st float
+  // (1.8e7 of them, every exponent and spread over the mantissas), and every float within 2^16
+  // patterns of the flush threshold.
+  const float threshold = kernels::detail::ExpTraits<float>::kMinArg;
+  std::uint32_t at_threshold;
+  std::memcpy(&at_threshold, &threshold, sizeof threshold);
+  std::vector<float> x;
+  auto add = [&x](std::uint32_t b) {
+    float v;
+    std::memcpy(&v, &b, sizeof v);
+    if (v >= -88.5f) x.push_back(v);
+  };
+  for (std::uint32_t b = 0x80000000u; b < 0xC2B10000u; b += 61) add(b);
+  for (std::uint32_t b = at_threshold - (1u << 16); b < at_threshold + (1u << 16); ++b) add(b);
+  std::vector<float> y(x.size());
+  nonpositive_in_a_loop(x, y);
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) differ += ulp_distance(y[i], fast_exp(x[i])) != 0;
+  EXPECT_EQ(differ, 0u) << "of " << x.size() << " floats";
+}
+
+TEST(KernelExp, NonpositiveIsFastExpBitForBitDouble) {
+  std::vector<double> x;
+  for (double v = -0.0; v > -720; v = v * 1.0001 - 1e-300) x.push_back(v);  // every magnitude
+  for (int k = 0; k < 1 << 20; ++k) x.push_back(-720.0 * k / (1 << 20));    // evenly spread
+  for (int k = 0; k < 1 << 16; ++k) x.push_back(-708.396418532264078 + 1e-13 * (k - (1 << 15)));
+  std::vector<double> y(x.size());
+  nonpositive_in_a_loop(x, y);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    ASSERT_EQ(ulp_distance(y[i], fast_exp(x[i])), 0u) << "at x = " << x[i];
+}
+
+template <class T>
+void check_nonpositive_special_values() {
+  using L = std::numeric_limits<T>;
+  const std::vector<T> x = {
+      T(0),           -T(0),     L::denorm_min(), T(1), L::infinity(), -L::infinity(), -L::max(),
+      L::quiet_NaN(), T(-1e-30), -L::quiet_NaN(), T(3)};
+  std::vector<T> y(x.size());
+  nonpositive_in_a_loop(x, y);
+  EXPECT_EQ(y[0], T(1));
+  EXPECT_EQ(y[1], T(1));
+  EXPECT_EQ(y[2], T(1));  // positive: exp(0)
+  EXPECT_EQ(y[3], T(1));
+  EXPECT_EQ(y[4], T(1));
+  EXPECT_EQ(y[5], T(0));
+  EXPECT_FALSE(std::signbit(y[5]));
+  EXPECT_EQ(y[6], T(0));
+  EXPECT_TRUE(std::isnan(y[7]));
+  EXPECT_EQ(y[8], T(1));
+  EXPECT_TRUE(std::isnan(y[9]));
+  EXPECT_EQ(y[10], T(1));
+}
+
+TEST(KernelExp, NonpositiveSpecialValues) {
+  check_nonpositive_special_values<float>();
+  check_nonpositive_special_values<double>();
+}
+
 }  // namespace
 }  // namespace tapegrad
