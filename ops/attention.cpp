@@ -91,7 +91,8 @@ Tensor<T> nw_attention_pool(const Tensor<T>& queries, const Tensor<T>& keys,
   return record<T>(
       "nw_attention_pool", std::move(f), {queries, keys, values, w}, [=](const Node<T>& out) {
         const xt::xarray<T>& grad = out.grad;
-        if ((w.requires_grad() || queries.requires_grad()) && !rows->has_slopes)
+        if ((w.requires_grad() && !rows->has_slope_w) ||
+            (queries.requires_grad() && !rows->has_slope_q))
           throw std::logic_error(
               "nw_attention_pool: requires_grad of an input changed between forward and backward");
         if (w.requires_grad()) {

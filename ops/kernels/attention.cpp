@@ -92,23 +92,22 @@ Row<T> row_at(const SortedKeys<T>& keys, T q, T w, std::size_t skip) {
 template <class T>
 constexpr std::size_t kVector = 64 / sizeof(T);
 
-// e[s] = exp(logit of sorted key s) for the keys s in the row's window [lo, hi), e indexed by
-// sorted position (m,), and e[skip] = 0 (the skipped key's logit is -inf). The loop runs over a
-// whole number of vectors where the keys allow it, so it has no scalar remainder: up to
-// kVector - 1 exps one at a time cost about as much as that many vectors, most of the work of a
-// short window (sharp attention). The extra keys it covers are outside the window; their entries
-// are written and never read.
+// The row sums below run in kChains independent vector accumulators: key s of a block of
+// kChains * kVector keys goes to lane s % (kChains * kVector). An add waits for the previous add
+// into its accumulator (4 cycles), while the CPU can start two a cycle: with one accumulator
+// (what `omp simd reduction` makes) the sums were bound by that wait, not by the arithmetic.
+// Written as an elementwise update of a lane array, which gcc and clang both keep in vector
+// registers, as min_abs below does. Changes only the order of the sums.
+constexpr std::size_t kChains = 4;
 template <class T>
-void row_exps(const SortedKeys<T>& keys, const Row<T>& row, T w, T* e) {
-  const std::size_t m = keys.key.size(), len = row.win.hi - row.win.lo;
-  const std::size_t padded = std::min(m, (len + kVector<T> - 1) / kVector<T> * kVector<T>);
-  const std::size_t begin = std::min(row.win.lo, m - padded);  // [begin, begin + padded) holds
-  const T* k = keys.key.data();                                // [lo, hi)
-  const T q = row.q, nearest = row.nearest;
-#pragma omp simd
-  for (std::size_t s = begin; s < begin + padded; ++s)
-    e[s] = fast_exp(gaussian_logit(std::abs(q - k[s]), nearest, w));
-  if (row.win.skip != kNoSkip) e[row.win.skip] = 0;
+constexpr std::size_t kLanes = kChains* kVector<T>;
+
+// The sum of a lane array.
+template <class T>
+T lane_total(const T* lane) {
+  T total = 0;
+  for (std::size_t l = 0; l < kLanes<T>; ++l) total += lane[l];
+  return total;
 }
 
 template <class T>
@@ -116,15 +115,41 @@ struct RowSums {
   T z = 0, zv = 0;
 };
 
-// z = sum_s e[s] and zv = sum_s e[s] v_s over the window.
-template <class T>
-RowSums<T> row_sums(const SortedKeys<T>& keys, const Row<T>& row, const T* e) {
-  const T* v = keys.value.data();
+// e[s] = exp(logit of sorted key s) for the keys s in the row's window [lo, hi), e indexed by
+// sorted position (m,), with e[skip] = 0 (the skipped key's logit is -inf), and their sums
+//   z = sum_s e[s],   zv = sum_s e[s] v_s,
+// in one pass. The loop runs over a whole number of vectors where the keys allow it, so it has no
+// scalar remainder: up to kVector - 1 exps one at a time cost about as much as that many vectors,
+// most of the work of a short window (sharp attention). The extra keys it covers lie outside the
+// window, beyond the radius where exp flushes to 0: their e is exactly 0 and adds 0 e v_s to the
+// sums, as their p v_s does in the composed path. The skipped key is zeroed with an integer mask
+// (a select would make gcc, which keeps FP exceptions, refuse to vectorise the loop: see exp.h).
+// Stored: e[s] (kWeights), or e[s] excess_s (kWeightedExcess: all that slope_w needs, see
+// row_slope_w; excess_s as in the logit).
+enum class Store { kWeights, kWeightedExcess };
+
+template <class T, Store kStore = Store::kWeights>
+RowSums<T> row_exps(const SortedKeys<T>& keys, const Row<T>& row, T w, T* e) {
+  using Bits = typename detail::ExpTraits<T>::Bits;
+  const std::size_t m = keys.key.size(), len = row.win.hi - row.win.lo;
+  const std::size_t padded = std::min(m, (len + kVector<T> - 1) / kVector<T> * kVector<T>);
+  const std::size_t begin = std::min(row.win.lo, m - padded);  // [begin, begin + padded) holds
+  const T *k = keys.key.data(), *v = keys.value.data();        // [lo, hi)
+  const T q = row.q, nearest = row.nearest;
+  const std::size_t skip = row.win.skip;
   T z = 0, zv = 0;
 #pragma omp simd reduction(+ : z, zv)
-  for (std::size_t s = row.win.lo; s < row.win.hi; ++s) {
-    z += e[s];
-    zv += e[s] * v[s];
+  for (std::size_t s = begin; s < begin + padded; ++s) {
+    const Bits keep = s == skip ? Bits(0) : ~Bits(0);
+    const T dist = std::abs(q - k[s]);
+    const T exp_s = fast_exp_nonpositive(gaussian_logit(dist, nearest, w));
+    const T e_s = detail::from_bits<T>(detail::bits_of(exp_s) & keep);
+    if constexpr (kStore == Store::kWeights)
+      e[s] = e_s;
+    else
+      e[s] = e_s * ((dist - nearest) * (dist + nearest));
+    z += e_s;
+    zv += e_s * v[s];
   }
   return {z, zv};
 }
@@ -143,15 +168,55 @@ void row_slopes(const SortedKeys<T>& keys, const Row<T>& row, const T* e, T z, T
                 T& slope_q) {
   const T *v = keys.value.data(), *k = keys.key.data();
   const T q = row.q, nearest = row.nearest;
-  T sw = 0, sq = 0;
-#pragma omp simd reduction(+ : sw, sq)
-  for (std::size_t s = row.win.lo; s < row.win.hi; ++s) {
+  // One key's two terms, e_s (v_s - f) excess_s and e_s (v_s - f) (q - k_s), added to sw and sq.
+  auto add_terms = [=](std::size_t s, T& sw, T& sq) {
     const T dist = std::abs(q - k[s]);
     const T weighted = e[s] * (v[s] - f_row);
     sw += weighted * ((dist - nearest) * (dist + nearest));
     sq += weighted * (q - k[s]);
+  };
+  T sw_lane[kLanes<T>] = {}, sq_lane[kLanes<T>] = {};  // in kChains accumulators
+  std::size_t s = row.win.lo;
+  for (; s + kLanes<T> <= row.win.hi; s += kLanes<T>)
+    for (std::size_t l = 0; l < kLanes<T>; ++l) add_terms(s + l, sw_lane[l], sq_lane[l]);
+  T sw = 0, sq = 0;
+#pragma omp simd reduction(+ : sw, sq)
+  for (std::size_t t = s; t < row.win.hi; ++t) add_terms(t, sw, sq);
+  slope_w = (sw + lane_total(sw_lane)) / z, slope_q = (sq + lane_total(sq_lane)) / z;
+}
+
+// slope_w alone (the training case: queries without grad), from ex[s] = e_s excess_s stored by
+// row_exps<T, Store::kWeightedExcess>: sum_s ex_s (v_s - f) / z. Two streams (ex, v) instead of
+// three (e, k, v), and no excess to recompute.
+template <class T>
+T row_slope_w(const SortedKeys<T>& keys, const Row<T>& row, const T* ex, T z, T f_row) {
+  const T* v = keys.value.data();
+  T sw_lane[kLanes<T>] = {};  // in kChains accumulators
+  std::size_t s = row.win.lo;
+  for (; s + kLanes<T> <= row.win.hi; s += kLanes<T>)
+    for (std::size_t l = 0; l < kLanes<T>; ++l) sw_lane[l] += ex[s + l] * (v[s + l] - f_row);
+  T sw = 0;
+#pragma omp simd reduction(+ : sw)
+  for (std::size_t t = s; t < row.win.hi; ++t) sw += ex[t] * (v[t] - f_row);
+  return (sw + lane_total(sw_lane)) / z;
+}
+
+// One query row of gaussian_pool_rows: f_i, and the slopes asked for, using the row buffer e.
+template <class T>
+void pool_row(const SortedKeys<T>& keys, const Row<T>& row, T w, bool want_slope_w,
+              bool want_slope_q, T* e, PoolRows<T>& rows, std::size_t i) {
+  if (want_slope_q) {  // both slopes: from e, k and v
+    const RowSums<T> sums = row_exps(keys, row, w, e);
+    rows.f[i] = sums.zv / sums.z;
+    row_slopes(keys, row, e, sums.z, rows.f[i], rows.slope_w[i], rows.slope_q[i]);
+  } else if (want_slope_w) {
+    const RowSums<T> sums = row_exps<T, Store::kWeightedExcess>(keys, row, w, e);
+    rows.f[i] = sums.zv / sums.z;
+    rows.slope_w[i] = row_slope_w(keys, row, e, sums.z, rows.f[i]);
+  } else {
+    const RowSums<T> sums = row_exps(keys, row, w, e);
+    rows.f[i] = sums.zv / sums.z;
   }
-  slope_w = sw / z, slope_q = sq / z;
 }
 
 }  // namespace
@@ -162,20 +227,18 @@ PoolRows<T> gaussian_pool_rows(const T* queries, std::size_t n, const SortedKeys
   const std::size_t m = keys.key.size();
   PoolRows<T> rows;
   rows.f.resize(n);
-  const bool want_slopes = want_slope_w || want_slope_q;
-  if (want_slopes) rows.slope_w.resize(n), rows.slope_q.resize(n), rows.has_slopes = true;
+  // slope_q needs row_slopes, which gives slope_w too.
+  rows.has_slope_w = want_slope_w || want_slope_q, rows.has_slope_q = want_slope_q;
+  if (rows.has_slope_w) rows.slope_w.resize(n);
+  if (rows.has_slope_q) rows.slope_q.resize(n);
 #pragma omp parallel if (worth_parallel(n, m))
   {
-    std::vector<T> e(m);  // this thread's row buffer: the unnormalised weights, by sorted position
+    std::vector<T> e(m);  // this thread's row buffer, by sorted position: e_s, or e_s excess_s
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
       const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
-      row_exps(keys, row, w, e.data());
-      const RowSums<T> sums = row_sums(keys, row, e.data());
-      rows.f[i] = sums.zv / sums.z;
-      if (want_slopes)
-        row_slopes(keys, row, e.data(), sums.z, rows.f[i], rows.slope_w[i], rows.slope_q[i]);
+      pool_row(keys, row, w, want_slope_w, want_slope_q, e.data(), rows, i);
     }
   }
   return rows;
@@ -200,8 +263,8 @@ void gaussian_pool_key_grads(const T* queries, std::size_t n, const SortedKeys<T
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
       const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
-      row_exps(keys, row, w, e.data());  // bit for bit the forward's, and so is z
-      const T g_over_z = grad[i] / row_sums(keys, row, e.data()).z;
+      const T z = row_exps(keys, row, w, e.data()).z;  // bit for bit the forward's e and z
+      const T g_over_z = grad[i] / z;
       const T q = row.q, f_row = rows.f[i];
 #pragma omp simd
       for (std::size_t s = row.win.lo; s < row.win.hi; ++s) {
@@ -231,8 +294,7 @@ void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys
     for (long il = 0; il < static_cast<long>(n); ++il) {
       const auto i = static_cast<std::size_t>(il);
       const Row<T> row = row_at(keys, queries[i], w, leave_one_out ? keys.sorted_at[i] : kNoSkip);
-      row_exps(keys, row, w, e.data());
-      const T z = row_sums(keys, row, e.data()).z;
+      const T z = row_exps(keys, row, w, e.data()).z;
       for (std::size_t s = row.win.lo; s < row.win.hi; ++s) p[i * m + keys.original[s]] = e[s] / z;
     }
   }

@@ -12,13 +12,14 @@
 // path this kernel is tested against.
 //
 // The passes. Per query row the forward makes one pass over the window's keys that computes
-// e_j = exp(logit_j) into one row buffer (the exp's arithmetic is most of the op's time), one
-// light pass for z = sum_j e_j and sum_j e_j v_j (f = that / z; p_j = e_j / z is never stored, the
-// softmax's divide is applied to the sums) and, only when the backward will need them, one for the
-// slopes below (excess_j recomputed from the key there, not stored). The key gradients redo the
-// first two (the same e_j and z, bit for bit) and add their terms in a third. Not through
-// kernels::softmax_row_from_max: it would need a buffer of logits written by one more pass, and
-// its own normalising pass (see attention.cpp).
+// e_j = exp(logit_j) (the exp's arithmetic is most of the op's time) together with its sums
+// z = sum_j e_j and sum_j e_j v_j (f = that / z; p_j = e_j / z is never stored, the softmax's
+// divide is applied to the sums), and writes one row buffer. Only when the backward will need
+// them, a second pass makes the slopes below, once f is known: from the buffer e_j excess_j and
+// v_j when only w needs its gradient (training), else from e_j, k_j and v_j. The key gradients
+// redo the first pass (the same e_j and z, bit for bit) and add their terms in another. Not
+// through kernels::softmax_row_from_max: it would need a buffer of logits written by one more
+// pass, and its own normalising pass (see attention.cpp).
 //
 // The window. exp(logit) is exactly 0 once logit < -kUnderflow<T> (the result is below the
 // smallest normal number, which the exp kernel flushes to 0). So only keys with
@@ -70,8 +71,8 @@ constexpr std::size_t kNoSkip = std::numeric_limits<std::size_t>::max();
 // (Two passes: f_i first, then sums of (v_j - f_i), never the cancelling sum(p v x) - f sum(p x).)
 template <class T>
 struct PoolRows {
-  std::vector<T> f, slope_w, slope_q;
-  bool has_slopes = false;  // slope_w and slope_q were computed
+  std::vector<T> f, slope_w, slope_q;  // slope_w, slope_q: (n,) when computed, else empty
+  bool has_slope_w = false, has_slope_q = false;
 };
 
 // Forward over every query. queries (n,); leave_one_out: query i is key i, which it skips.
