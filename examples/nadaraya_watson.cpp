@@ -149,6 +149,7 @@ Training train(const Options& options, const DataTensors<T>& tensors, Model<T>& 
   Training result;
   const auto start = std::chrono::steady_clock::now();
   for (long epoch = 0; epoch < options.epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
     model.optimizer.zero_grad();
     const Tensor<T> f = fused ? model.net.forward_fused(tensors.x_train, tensors.x_train,
                                                         tensors.y_train, leave_one_out)
@@ -157,6 +158,8 @@ Training train(const Options& options, const DataTensors<T>& tensors, Model<T>& 
     Tensor<T> loss = sum(mse_loss(f, tensors.y_train, "none") * T(0.5));
     loss.backward();
     model.optimizer.step();
+    result.epoch_seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
     result.losses.push_back(static_cast<double>(loss.item()));
     result.w_per_epoch.push_back({double(model.net.w().value()(0))});
     if (per_coordinate)  // w after this epoch's step, as the d-dimensional path prints it

@@ -220,11 +220,14 @@ Training train(const Options& options, const Data& data, const NDTensors<T>& ten
   Training result;
   const auto start = std::chrono::steady_clock::now();
   for (long epoch = 0; epoch < options.epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
     model.optimizer.zero_grad();
     Tensor<T> loss = fused ? fused_loss(cross_entropy, tensors, model, leave_one_out)
                            : composed_loss(cross_entropy, tensors, model, pairs);
     loss.backward();
     model.optimizer.step();
+    result.epoch_seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
     result.losses.push_back(static_cast<double>(loss.item()));
     result.w_per_epoch.push_back(model.w());
     const long number = model.epochs_before + epoch + 1;

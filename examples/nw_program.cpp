@@ -120,6 +120,14 @@ bool use_fused(const Options& options, std::size_t n, std::size_t n_query, std::
   return true;
 }
 
+double median_epoch_seconds(const Training& training) {
+  std::vector<double> sorted = training.epoch_seconds;
+  if (sorted.empty()) return 0;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t half = sorted.size() / 2;
+  return sorted.size() % 2 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
+}
+
 nlohmann::json common_json(const Options& options, const Data& data, const Training& training,
                            const std::vector<double>& w_init, long epochs_before, bool fused) {
   nlohmann::json json;
@@ -136,6 +144,8 @@ nlohmann::json common_json(const Options& options, const Data& data, const Train
   json["n_train"] = data.n_train();
   json["n_query"] = data.n_query();
   json["train_seconds"] = training.seconds;
+  json["epoch_seconds"] = training.epoch_seconds;
+  json["epoch_seconds_median"] = median_epoch_seconds(training);
   json["seed"] = options.seed;
   json["leave_one_out"] = !options.keep_self;
   json["threads"] = omp_get_max_threads();

@@ -60,10 +60,16 @@ nlohmann::json w_json(const std::vector<double>& w, const Options& options);
 // What training produced: the loss of each epoch, the time, the learned w.
 struct Training {
   std::vector<double> losses;  // L of each epoch, before its step
-  double seconds = 0;
+  double seconds = 0;          // the whole loop (epoch_seconds plus the printing between them)
+  // Each epoch's forward, backward and step. The first also pays for one-time costs (OpenMP's
+  // threads, the allocator's first pages), so its median is what to set against a benchmark's.
+  std::vector<double> epoch_seconds;
   std::vector<double> w;                         // after the last epoch
   std::vector<std::vector<double>> w_per_epoch;  // w after each epoch's step
 };
+
+// The median of training.epoch_seconds (0 when no epoch ran).
+double median_epoch_seconds(const Training& training);
 
 // Throws UsageError (training diverged) when w or a loss is not finite.
 void check_training_finite(const Training& training);
