@@ -233,6 +233,7 @@ PoolRows<T> gaussian_pool_rows(const T* queries, std::size_t n, const SortedKeys
   if (rows.has_slope_q) rows.slope_q.resize(n);
 #pragma omp parallel if (worth_parallel(n, m))
   {
+    const FlushDenormals flush;  // see parallel.h
     std::vector<T> e(m);  // this thread's row buffer, by sorted position: e_s, or e_s excess_s
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {
@@ -256,6 +257,7 @@ void gaussian_pool_key_grads(const T* queries, std::size_t n, const SortedKeys<T
   std::vector<std::vector<T>> dkeys(threads, std::vector<T>(m)), dvalues = dkeys;
 #pragma omp parallel num_threads(threads) if (parallel)
   {
+    const FlushDenormals flush;  // see parallel.h
     std::vector<T> e(m);
     T* dk = dkeys[omp_get_thread_num()].data();
     T* dv = dvalues[omp_get_thread_num()].data();
@@ -289,6 +291,7 @@ void gaussian_attention_matrix(const T* queries, std::size_t n, const SortedKeys
   std::fill(p, p + n * m, T(0));
 #pragma omp parallel if (worth_parallel(n, m))
   {
+    const FlushDenormals flush;  // see parallel.h
     std::vector<T> e(m);
 #pragma omp for schedule(static)
     for (long il = 0; il < static_cast<long>(n); ++il) {

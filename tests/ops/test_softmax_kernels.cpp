@@ -8,12 +8,14 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xsort.hpp>
 
+#include "ops/kernels/parallel.h"
 #include "ops/kernels/softmax.h"
 
 namespace tapegrad {
@@ -189,6 +191,33 @@ TEST(SoftmaxKernel, SpecialRowsFloat) {
 }
 TEST(SoftmaxKernel, SpecialRowsDouble) {
   check_special_rows<double>();
+}
+
+// kernels::FlushDenormals: subnormal results are 0 inside its scope only. A softmax entry that
+// would be subnormal (exp(-87.3) = 1.2e-38, halved by a row sum of 2) is 0, and the caller's
+// floating-point mode is the same after the kernel as before (a subnormal product stays one).
+TEST(SoftmaxKernels, FlushToZeroOnlyInsideTheKernel) {
+  volatile float tiny = 1e-30f, small = 1e-10f;  // volatile: computed at run time
+  ASSERT_GT(tiny * small, 0.0f);                 // 1e-40, subnormal
+  {
+    const kernels::FlushDenormals flush;
+#ifdef TAPEGRAD_HAS_MXCSR
+    EXPECT_EQ(tiny * small, 0.0f);
+#endif
+  }
+  EXPECT_GT(tiny * small, 0.0f);
+  const std::vector<float> logits = {0.0f, 0.0f, -87.3f, -1.0f};
+  std::vector<float> y(logits.size());
+  kernels::softmax(logits.data(), y.data(), AxisSplit{1, logits.size(), 1});
+  const float expected_tiny = std::exp(-87.3f) / (2 + std::exp(-1.0f));  // subnormal
+  ASSERT_LT(expected_tiny, std::numeric_limits<float>::min());
+#ifdef TAPEGRAD_HAS_MXCSR
+  EXPECT_EQ(y[2], 0.0f);
+#else
+  EXPECT_LE(y[2], std::numeric_limits<float>::min());
+#endif
+  EXPECT_FLOAT_EQ(y[0], 1 / (2 + std::exp(-1.0f)));
+  EXPECT_GT(tiny * small, 0.0f);  // the mode is the caller's again
 }
 
 }  // namespace
