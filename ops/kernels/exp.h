@@ -194,5 +194,19 @@ inline T exp_shifted_sum(const T* in, T shift, T* out, std::size_t n) {
   return sum;
 }
 
+// exp_shifted_sum for a shift that no in[i] exceeds (the row's maximum, so every argument is
+// <= 0): the same values bit for bit, through fast_exp_nonpositive's shorter arithmetic.
+template <class T>
+inline T exp_shifted_sum_from_max(const T* in, T max, T* out, std::size_t n) {
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (std::size_t i = 0; i < n; ++i) {
+    const T e = fast_exp_nonpositive(in[i] - max);
+    out[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
 }  // namespace kernels
 }  // namespace tapegrad

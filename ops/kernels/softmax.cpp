@@ -45,6 +45,22 @@ T row_sum(const T* x, std::size_t len) {
   return s;
 }
 
+// Asks for the `len` elements at `next` (the thread's next row) to be brought
+// into the cache, one request per 64-byte line, while the current row is being computed: a row
+// kernel reads its row from memory in its first pass and then computes on it from the cache, so
+// without this the memory sits idle during the compute and the compute waits during the read.
+// (softmax (4000, 4000) float32 forward, 2 threads: 7.7-9.1 -> 5.8-6.7 ms on the 2-core Intel
+// machine, alternating the two binaries.) A prefetch never faults and changes no value.
+template <class T>
+void prefetch_row(const T* next, std::size_t len) {
+  for (std::size_t k = 0; k < len; k += 64 / sizeof(T)) __builtin_prefetch(next + k, 0, 2);
+}
+
+// Whether a row follows the one at offset b of the (outer, len) rows.
+inline bool has_next_row(std::size_t b, const AxisSplit& s) {
+  return b + s.len < s.outer * s.len;
+}
+
 // Columns [i0, i1) of one (len, inner) block: m[i] = max_k x[k, i], i0 <= i < i1.
 template <class T>
 void column_max(const T* x, std::size_t len, std::size_t inner, std::size_t i0, std::size_t i1,
@@ -66,11 +82,15 @@ template <class F>
 void for_each_column_block(const AxisSplit& s, F f) {
   const std::size_t chunks = (s.inner + kColumnBlock - 1) / kColumnBlock;
   const long tasks = static_cast<long>(s.outer * chunks);
-#pragma omp parallel for if (s.outer * s.len * s.inner >= kParallelGrain)
-  for (long t = 0; t < tasks; ++t) {
-    const std::size_t o = static_cast<std::size_t>(t) / chunks,
-                      c = static_cast<std::size_t>(t) % chunks;
-    f(o * s.len * s.inner, c * kColumnBlock, std::min(s.inner, (c + 1) * kColumnBlock));
+#pragma omp parallel if (s.outer * s.len * s.inner >= kParallelGrain)
+  {
+    const FlushDenormals flush;  // see parallel.h
+#pragma omp for
+    for (long t = 0; t < tasks; ++t) {
+      const std::size_t o = static_cast<std::size_t>(t) / chunks,
+                        c = static_cast<std::size_t>(t) % chunks;
+      f(o * s.len * s.inner, c * kColumnBlock, std::min(s.inner, (c + 1) * kColumnBlock));
+    }
   }
 }
 
@@ -78,8 +98,12 @@ void for_each_column_block(const AxisSplit& s, F f) {
 template <class F>
 void for_each_row(const AxisSplit& s, F row) {
   const long rows = static_cast<long>(s.outer);
-#pragma omp parallel for if (s.outer * s.len >= kParallelGrain)
-  for (long r = 0; r < rows; ++r) row(static_cast<std::size_t>(r) * s.len);
+#pragma omp parallel if (s.outer * s.len >= kParallelGrain)
+  {
+    const FlushDenormals flush;  // see parallel.h
+#pragma omp for
+    for (long r = 0; r < rows; ++r) row(static_cast<std::size_t>(r) * s.len);
+  }
 }
 
 template <class T>
@@ -138,11 +162,35 @@ void log_softmax_columns_backward(const T* y, const T* g, T* d, std::size_t len,
       d[k * inner + i] = g[k * inner + i] - fast_exp(y[k * inner + i]) * gsum[i];
 }
 
+// softmax_row, asking for the next row (the len elements after this one, when has_next) once this
+// one is in the cache.
+template <class T>
+void softmax_row_then(const T* logits, T* out, std::size_t len, bool has_next) {
+  const T m = row_max(logits, len);  // the row's one read from memory
+  if (has_next) prefetch_row(logits + len, len);
+  // out = exp(x - m), m = max(x): every argument <= 0 (NaN rows stay NaN)
+  const T inv_z = T(1) / exp_shifted_sum_from_max(logits, m, out, len);
+#pragma omp simd
+  for (std::size_t k = 0; k < len; ++k) out[k] *= inv_z;
+}
+
+// softmax_row_backward, asking for the next rows of y and grad (when has_next) likewise.
+template <class T>
+void softmax_row_backward_then(const T* y, const T* grad, T* grad_in, std::size_t len,
+                               bool has_next) {
+  T dot = 0;
+#pragma omp simd reduction(+ : dot)
+  for (std::size_t k = 0; k < len; ++k) dot += grad[k] * y[k];
+  if (has_next) prefetch_row(y + len, len), prefetch_row(grad + len, len);
+#pragma omp simd
+  for (std::size_t k = 0; k < len; ++k) grad_in[k] = y[k] * (grad[k] - dot);
+}
+
 }  // namespace
 
 template <class T>
 void softmax_row(const T* logits, T* out, std::size_t len) {
-  softmax_row_from_max(logits, row_max(logits, len), out, len);
+  softmax_row_then(logits, out, len, false);
 }
 
 template <class T>
@@ -154,11 +202,7 @@ void softmax_row_from_max(const T* logits, T m, T* out, std::size_t len) {
 
 template <class T>
 void softmax_row_backward(const T* y, const T* grad, T* grad_in, std::size_t len) {
-  T dot = 0;
-#pragma omp simd reduction(+ : dot)
-  for (std::size_t k = 0; k < len; ++k) dot += grad[k] * y[k];
-#pragma omp simd
-  for (std::size_t k = 0; k < len; ++k) grad_in[k] = y[k] * (grad[k] - dot);
+  softmax_row_backward_then(y, grad, grad_in, len, false);
 }
 
 // (x - m) - log z, not x - (m + log z): m + log z rounds at the magnitude of m, so for
@@ -187,7 +231,8 @@ void log_softmax_row_backward(const T* y, const T* grad, T* grad_in, std::size_t
 template <class T>
 void softmax(const T* x, T* y, const AxisSplit& s) {
   if (s.inner == 1)
-    return for_each_row(s, [=](std::size_t b) { softmax_row(x + b, y + b, s.len); });
+    return for_each_row(
+        s, [=](std::size_t b) { softmax_row_then(x + b, y + b, s.len, has_next_row(b, s)); });
   for_each_column_block(s, [=](std::size_t b, std::size_t i0, std::size_t i1) {
     softmax_columns(x + b, y + b, s.len, s.inner, i0, i1);
   });
@@ -196,8 +241,9 @@ void softmax(const T* x, T* y, const AxisSplit& s) {
 template <class T>
 void softmax_backward(const T* y, const T* grad, T* grad_in, const AxisSplit& s) {
   if (s.inner == 1)
-    return for_each_row(
-        s, [=](std::size_t b) { softmax_row_backward(y + b, grad + b, grad_in + b, s.len); });
+    return for_each_row(s, [=](std::size_t b) {
+      softmax_row_backward_then(y + b, grad + b, grad_in + b, s.len, has_next_row(b, s));
+    });
   for_each_column_block(s, [=](std::size_t b, std::size_t i0, std::size_t i1) {
     softmax_columns_backward(y + b, grad + b, grad_in + b, s.len, s.inner, i0, i1);
   });
