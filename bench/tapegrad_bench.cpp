@@ -30,7 +30,8 @@
 //   fit  not a timing: trains w with the fused op (full-batch SGD, --epochs E at --lr, from --w)
 //        on the benchmark's data at --n and reports the width reached ("w_reached"). bench/run.py
 //        runs it first, to benchmark W1f "at the width training reaches".
-//   W4   softmax of (4000,4000) along axis 1: forward alone (fwd_ms_median) and forward+backward
+//   W4   softmax of (4000,4000) along axis 1: forward alone (fwd_ms_median), forward+backward with
+//        the seed moved in (moved_ms_median) and forward+backward
 //        with a random upstream gradient (median_ms). --logits randn: N(0, 1) logits; --logits R
 //        (a number): uniform in [-R, 0], where exp(logit - max) spans down to e^-R: R = 300
 //        underflows most of every row, the regime of a sharp attention.
@@ -358,8 +359,18 @@ void run_softmax(const std::string& logits, const TimingPolicy& pol, json& out) 
     const Tensor<T> Y = softmax(X, 1);
     Y.backward(G);
   };
+  // The same with the seed moved in (Y.backward(std::move(seed))): backward takes d(loss)/d(Y) by
+  // value, so the lvalue G above is copied (64 MB in float32) on every call, which PyTorch's
+  // backward(G) never does. The copy is made before the clock starts.
+  xt::xarray<T> seed;
+  auto fwdbwd_moved = [&] {
+    X.clear_grad();
+    const Tensor<T> Y = softmax(X, 1);
+    Y.backward(std::move(seed));
+  };
   const Timing tf = time_it(pol, fwd);
   out["fwd_ms_median"] = median_of(tf.ms);
+  out["moved_ms_median"] = median_of(time_it(pol, fwdbwd_moved, [&] { seed = G; }).ms);
   put_stats(out, time_it(pol, fwdbwd));
   out["shape"] = "(4000,4000) dim=1";
   out["logits"] = logits;
