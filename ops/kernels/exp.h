@@ -104,6 +104,29 @@ inline T from_bits(typename ExpTraits<T>::Bits b) {
   return v;
 }
 
+// The shared middle of fast_exp and fast_exp_nonpositive, for a clamped argument xc: exp(r) of
+// the reduced argument, and the magic sum whose low mantissa bits hold n = round(xc log2 e):
+//   xc = n ln2 + r,  |r| <= ln2 / 2,  exp(xc) = 2^n exp(r).
+template <class T>
+struct Reduced {
+  T exp_r;    // exp(r), by its Taylor polynomial
+  T shifted;  // xc log2 e + kMagic: bits_of(shifted) - bits_of(kMagic) = n
+};
+
+template <class T>
+inline Reduced<T> reduce_and_exp(T xc) {
+  using E = ExpTraits<T>;
+  const T shifted = xc * E::kLog2e + E::kMagic;
+  const T n = shifted - E::kMagic;
+  const T r = (xc - n * E::kLn2Hi) - n * E::kLn2Lo;  // |r| <= ln2 / 2
+  // exp(r) = 1 + r (1 + r (1/2! + r (1/3! + ...)))
+  T p = E::kCoeff[E::kDegree - 2];
+  for (int k = E::kDegree - 3; k >= 0; --k) p = p * r + E::kCoeff[k];
+  p = p * r + T(1);
+  p = p * r + T(1);
+  return {p, shifted};
+}
+
 }  // namespace detail
 
 // exp(x) for one float or double: branch-free, within 1 ulp of the correctly rounded exp on the
@@ -123,16 +146,8 @@ inline T fast_exp(T x) {
   const Bits over = x > E::kOverflowArg ? ~Bits(0) : Bits(0);
   const Bits x_bits = (detail::bits_of(x) & keep & ~over) | (detail::bits_of(E::kMinArg) & ~keep) |
                       (detail::bits_of(E::kOverflowArg) & over);
-  const T xc = detail::from_bits<T>(x_bits);
-  // n = round(x log2 e): the magic sum's low mantissa bits are n + (its bits at n = 0).
-  const T shifted = xc * E::kLog2e + E::kMagic;
-  const T n = shifted - E::kMagic;
-  const T r = (xc - n * E::kLn2Hi) - n * E::kLn2Lo;  // |r| <= ln2 / 2
-  // exp(r) = 1 + r (1 + r (1/2! + r (1/3! + ...)))
-  T p = E::kCoeff[E::kDegree - 2];
-  for (int k = E::kDegree - 3; k >= 0; --k) p = p * r + E::kCoeff[k];
-  p = p * r + T(1);
-  p = p * r + T(1);
+  const detail::Reduced<T> red = detail::reduce_and_exp(detail::from_bits<T>(x_bits));
+  const T p = red.exp_r, shifted = red.shifted;
   // 2^n as two normal halves, n in [1 - bias, bias + 1] (float [-126, 128]): exponent fields
   // a = (n + bias + 1) / 2 in [1, bias + 1] and b = n + 2 bias - a in [bias, 2 bias]. Unsigned, so
   // that nothing overflows even for the NaN lane (its garbage scale is multiplied by NaN anyway).
@@ -161,13 +176,8 @@ inline T fast_exp_nonpositive(T x) {
   const Bits positive = x > T(0) ? ~Bits(0) : Bits(0);
   const T xc = detail::from_bits<T>((detail::bits_of(x) & keep & ~positive) |
                                     (detail::bits_of(E::kMinArg) & ~keep));
-  const T shifted = xc * E::kLog2e + E::kMagic;  // n = round(x log2 e), as in fast_exp
-  const T n = shifted - E::kMagic;
-  const T r = (xc - n * E::kLn2Hi) - n * E::kLn2Lo;  // |r| <= ln2 / 2
-  T p = E::kCoeff[E::kDegree - 2];
-  for (int k = E::kDegree - 3; k >= 0; --k) p = p * r + E::kCoeff[k];
-  p = p * r + T(1);
-  p = p * r + T(1);
+  const detail::Reduced<T> red = detail::reduce_and_exp(xc);  // exactly fast_exp's
+  const T p = red.exp_r, shifted = red.shifted;
   // 2^n: exponent field n + bias, from the magic sum's low bits (0 when flushed).
   const Bits field = detail::bits_of(shifted) - detail::bits_of(E::kMagic) + E::kBias;
   return p * detail::from_bits<T>((field << E::kMantissaBits) & keep);
@@ -186,11 +196,7 @@ template <class T>
 inline T exp_shifted_sum(const T* in, T shift, T* out, std::size_t n) {
   T sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (std::size_t i = 0; i < n; ++i) {
-    const T e = fast_exp(in[i] - shift);
-    out[i] = e;
-    sum += e;
-  }
+  for (std::size_t i = 0; i < n; ++i) sum += out[i] = fast_exp(in[i] - shift);
   return sum;
 }
 
@@ -200,11 +206,7 @@ template <class T>
 inline T exp_shifted_sum_from_max(const T* in, T max, T* out, std::size_t n) {
   T sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (std::size_t i = 0; i < n; ++i) {
-    const T e = fast_exp_nonpositive(in[i] - max);
-    out[i] = e;
-    sum += e;
-  }
+  for (std::size_t i = 0; i < n; ++i) sum += out[i] = fast_exp_nonpositive(in[i] - max);
   return sum;
 }
 
