@@ -128,30 +128,46 @@ struct RowSums {
 // row_slope_w; excess_s as in the logit).
 enum class Store { kWeights, kWeightedExcess };
 
+// The loop of row_exps over `count` keys from k, v and e (already offset to the first of them),
+// t == skip_at zeroed. Index is the loop's integer type: as wide as T's lanes where the count
+// allows (32 bits for float), so that the skip test is one vector compare, not two of 64-bit
+// indices and the register spills they cause.
+template <class T, Store kStore, class Index>
+RowSums<T> exps_and_sums(const T* k, const T* v, T* e, Index count, Index skip_at, T q, T nearest,
+                         T w) {
+  using Bits = typename detail::ExpTraits<T>::Bits;
+  T z = 0, zv = 0;
+#pragma omp simd reduction(+ : z, zv)
+  for (Index t = 0; t < count; ++t) {
+    const Bits keep = t == skip_at ? Bits(0) : ~Bits(0);
+    const T dist = std::abs(q - k[t]);
+    const T exp_t = fast_exp_nonpositive(gaussian_logit(dist, nearest, w));
+    const T e_t = detail::from_bits<T>(detail::bits_of(exp_t) & keep);
+    if constexpr (kStore == Store::kWeights)
+      e[t] = e_t;
+    else
+      e[t] = e_t * ((dist - nearest) * (dist + nearest));
+    z += e_t;
+    zv += e_t * v[t];
+  }
+  return {z, zv};
+}
+
 template <class T, Store kStore = Store::kWeights>
 RowSums<T> row_exps(const SortedKeys<T>& keys, const Row<T>& row, T w, T* e) {
-  using Bits = typename detail::ExpTraits<T>::Bits;
+  using Narrow = typename detail::ExpTraits<T>::Bits;  // uint32 for float, uint64 for double
   const std::size_t m = keys.key.size(), len = row.win.hi - row.win.lo;
   const std::size_t padded = std::min(m, (len + kVector<T> - 1) / kVector<T> * kVector<T>);
   const std::size_t begin = std::min(row.win.lo, m - padded);  // [begin, begin + padded) holds
-  const T *k = keys.key.data(), *v = keys.value.data();        // [lo, hi)
-  const T q = row.q, nearest = row.nearest;
+  const T *k = keys.key.data() + begin, *v = keys.value.data() + begin;  // [lo, hi)
   const std::size_t skip = row.win.skip;
-  T z = 0, zv = 0;
-#pragma omp simd reduction(+ : z, zv)
-  for (std::size_t s = begin; s < begin + padded; ++s) {
-    const Bits keep = s == skip ? Bits(0) : ~Bits(0);
-    const T dist = std::abs(q - k[s]);
-    const T exp_s = fast_exp_nonpositive(gaussian_logit(dist, nearest, w));
-    const T e_s = detail::from_bits<T>(detail::bits_of(exp_s) & keep);
-    if constexpr (kStore == Store::kWeights)
-      e[s] = e_s;
-    else
-      e[s] = e_s * ((dist - nearest) * (dist + nearest));
-    z += e_s;
-    zv += e_s * v[s];
-  }
-  return {z, zv};
+  // the skipped key's place in the range, or padded (no place) when it is outside
+  const std::size_t skip_at = skip >= begin && skip < begin + padded ? skip - begin : padded;
+  if (padded < std::numeric_limits<Narrow>::max())
+    return exps_and_sums<T, kStore, Narrow>(k, v, e + begin, Narrow(padded), Narrow(skip_at), row.q,
+                                            row.nearest, w);
+  return exps_and_sums<T, kStore, std::size_t>(k, v, e + begin, padded, skip_at, row.q, row.nearest,
+                                               w);
 }
 
 // The work to split across threads: rows times keys (an upper bound on the pairs visited).
