@@ -92,7 +92,7 @@ Row<T> row_at(const SortedKeys<T>& keys, T q, T w, std::size_t skip) {
 template <class T>
 constexpr std::size_t kVector = 64 / sizeof(T);
 
-// The row sums below run in kChains independent vector accumulators: key s of a block of
+// The slopes' sums below run in kChains independent vector accumulators: key s of a block of
 // kChains * kVector keys goes to lane s % (kChains * kVector). An add waits for the previous add
 // into its accumulator (4 cycles), while the CPU can start two a cycle: with one accumulator
 // (what `omp simd reduction` makes) the sums were bound by that wait, not by the arithmetic.
