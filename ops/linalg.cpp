@@ -1,6 +1,5 @@
 #include "ops/linalg.h"
 
-#include <xtensor-blas/xlinalg.hpp>
 #include <xtensor/xmanipulation.hpp>
 
 #include "ops/common.h"
@@ -39,7 +38,9 @@ Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b) {
     full.push_back(rows), full.push_back(cols);
     const Tensor<T> expanded =
         x.shape() == full ? x : x + Tensor<T>(xt::xarray<T>(xt::zeros<T>(full)));
-    return reshape(expanded, {-1, static_cast<long>(rows), static_cast<long>(cols)});
+    // The batch count written out, not -1: -1 cannot be inferred when rows or cols is 0.
+    return reshape(expanded, {static_cast<long>(numel(batch)), static_cast<long>(rows),
+                              static_cast<long>(cols)});
   };
   std::vector<long> out_shape(batch.begin(), batch.end());
   out_shape.push_back(static_cast<long>(n)), out_shape.push_back(static_cast<long>(p));
@@ -68,14 +69,24 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   if (sa.size() == 1) return squeeze(matmul(unsqueeze(a, 0), b), 0);  // (m,) @ (m, p) -> (p,)
   if (sb.size() == 1) return squeeze(matmul(a, unsqueeze(b, 1)), 1);  // (n, m) @ (m,) -> (n,)
 
-  xt::xarray<T> v = xt::linalg::dot(a.value(), b.value());
-  return record<T>("matmul", std::move(v), {a, b}, [a, b](const Node<T>& out) {
-    if (a.requires_grad())
-      accumulate_grad(a, xt::xarray<T>(xt::linalg::dot(out.grad, xt::transpose(b.value()))),
-                      "matmul");
-    if (b.requires_grad())
-      accumulate_grad(b, xt::xarray<T>(xt::linalg::dot(xt::transpose(a.value()), out.grad)),
-                      "matmul");
+  // The same kernel as bmm, as one batch entry: it handles every size, 0 included.
+  const std::size_t n = sa[0], m = sa[1], p = sb[1];
+  xt::xarray<T> v =
+      kernels::batched_gemm<T>(false, false, 1, n, p, m, a.value().data(), b.value().data());
+  v.reshape({n, p});
+  return record<T>("matmul", std::move(v), {a, b}, [a, b, n, m, p](const Node<T>& out) {
+    if (a.requires_grad()) {  // (n, p) x (m, p)^T -> (n, m)
+      xt::xarray<T> ga =
+          kernels::batched_gemm<T>(false, true, 1, n, m, p, out.grad.data(), b.value().data());
+      ga.reshape({n, m});
+      accumulate_grad(a, std::move(ga), "matmul");
+    }
+    if (b.requires_grad()) {  // (n, m)^T x (n, p) -> (m, p)
+      xt::xarray<T> gb =
+          kernels::batched_gemm<T>(true, false, 1, m, p, n, a.value().data(), out.grad.data());
+      gb.reshape({m, p});
+      accumulate_grad(b, std::move(gb), "matmul");
+    }
   });
 }
 

@@ -237,5 +237,33 @@ TEST(LinalgErrors, MessagesNameOpAndBothShapes) {
       {"bmm", "(3, 4)", "(4, 5)"}));
 }
 
+// A size-0 extent anywhere: the product has the documented shape (zeros where the contracted
+// extent is 0), and backward gives each input a gradient of its own shape, in every matmul form.
+TEST(Matmul, SizeZeroOperandsInEveryForm) {
+  struct Case {
+    Shape a, b, out;
+  };
+  const std::vector<Case> cases = {{{0, 3}, {3, 4}, {0, 4}},
+                                   {{3, 0}, {0, 4}, {3, 4}},
+                                   {{2, 3}, {3, 0}, {2, 0}},
+                                   {{0}, {0}, {}},
+                                   {{0}, {0, 4}, {4}},
+                                   {{3, 0}, {0}, {3}},
+                                   {{5, 0, 3}, {5, 3, 4}, {5, 0, 4}},
+                                   {{5, 2, 0}, {0, 4}, {5, 2, 4}},
+                                   {{0, 2, 3}, {3, 4}, {0, 2, 4}},
+                                   {{2, 1, 2, 3}, {4, 3, 0}, {2, 4, 2, 0}}};
+  for (const Case& c : cases) {
+    Tensor<double> a = ones<double>(c.a, true), b = ones<double>(c.b, true);
+    Tensor<double> y = matmul(a, b);
+    EXPECT_EQ(y.shape(), c.out) << shape_str(c.a) << " @ " << shape_str(c.b);
+    for (double v : y.value()) EXPECT_EQ(v, 0.0);
+    y.backward(xt::xarray<double>(xt::ones<double>(c.out)));
+    EXPECT_EQ(a.grad().shape().size(), c.a.size());
+    EXPECT_EQ(to_shape(a.grad().shape()), c.a) << shape_str(c.a) << " @ " << shape_str(c.b);
+    EXPECT_EQ(to_shape(b.grad().shape()), c.b) << shape_str(c.a) << " @ " << shape_str(c.b);
+  }
+}
+
 }  // namespace
 }  // namespace tapegrad::test
