@@ -1,10 +1,12 @@
-#include "models/attention.h"
+#include "models/attention_scoring.h"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
 #include "ops/elementwise.h"
+#include "ops/indexing.h"
 #include "ops/linalg.h"
 #include "ops/reduction.h"
 #include "ops/shape.h"
@@ -60,10 +62,19 @@ xt::xarray<T> sequence_mask(const Shape& s, const ValidLens& valid_lens) {
 template <class T>
 Tensor<T> masked_softmax(const Tensor<T>& x, const ValidLens& valid_lens) {
   if (!x.defined()) throw std::invalid_argument("masked_softmax: x is undefined");
-  const Tensor<T> mask(sequence_mask<T>(x.shape(), valid_lens));
-  // x * mask keeps the valid logits; (1 - mask) * (-1e6) puts -1e6 where they are masked.
-  const Tensor<T> fill(xt::xarray<T>((T(1) - mask.value()) * T(-1e6)));
-  return softmax(x * mask + fill, -1);
+  const Shape s = x.shape();
+  const xt::xarray<T> keep = sequence_mask<T>(s, valid_lens);  // (b, q, k): 1 valid, 0 masked
+  // Masked entries are assigned, never multiplied, so whatever they hold (-2e6, inf, NaN) cannot
+  // leak in: -inf in a row with a valid entry (weight exactly 0), 0 in a row with none (uniform).
+  xt::xarray<bool> to_minus_inf = xt::zeros<bool>(s), to_zero = xt::zeros<bool>(s);
+  for (std::size_t i = 0; i < s[0]; ++i)
+    for (std::size_t r = 0; r < s[1]; ++r) {
+      const bool empty_row = s[2] == 0 || keep(i, r, 0) == T(0);  // valid entries come first
+      for (std::size_t j = 0; j < s[2]; ++j)
+        if (keep(i, r, j) == T(0)) (empty_row ? to_zero : to_minus_inf)(i, r, j) = true;
+    }
+  const T minus_inf = -std::numeric_limits<T>::infinity();
+  return softmax(masked_fill(masked_fill(x, to_minus_inf, minus_inf), to_zero, T(0)), -1);
 }
 
 template <class T>

@@ -17,8 +17,8 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "autograd/random.h"
 #include "autograd/tensor.h"
-#include "models/data.h"
 #include "models/linear.h"
 
 namespace tapegrad {
@@ -33,12 +33,12 @@ using ValidLens = xt::xarray<std::size_t>;
 template <class T>
 xt::xarray<T> sequence_mask(const Shape& scores_shape, const ValidLens& valid_lens);
 
-// d2l's masked_softmax on x (b, q, k):
-//   x' = x * mask + (1 - mask) * (-1e6)         (exact: x * 1 + -0 = x and x * 0 + -1e6 = -1e6)
-//   out = softmax(x', axis -1)
-// Entries past the valid length get weight exactly 0 (exp(-1e6 - max) underflows) and no gradient.
-// A row with valid length 0 has every logit -1e6: softmax of a constant row, a uniform row 1/k,
-// which is what d2l and PyTorch give (and its gradient with respect to x is 0).
+// d2l's masked_softmax on x (b, q, k): softmax over the last axis of
+//   x' = masked_fill(x, masked entries, -inf)     rows with at least one valid entry
+//   x' = masked_fill(x, every entry, 0)           rows with valid length 0
+// Masked entries are assigned, not multiplied: whatever they hold (any number, inf, NaN) gets
+// weight exactly 0 and gradient exactly 0. A row with valid length 0 is uniform, 1/k, as d2l's
+// -1e6 fill and PyTorch give it (its gradient with respect to x is 0).
 template <class T>
 Tensor<T> masked_softmax(const Tensor<T>& x, const ValidLens& valid_lens);
 // Without valid lengths: plain softmax over the last axis.

@@ -1,4 +1,4 @@
-// models/attention.h and models/linear.h: PyTorch float64 reference numbers (forward and every
+// models/attention_scoring.h and models/linear.h: PyTorch float64 reference numbers (forward and every
 // gradient, to 1e-10), float64 gradchecks, wrong shapes, and the exercise's identity: on the unit
 // sphere, Gaussian attention pooling with width w is softmax(w^2 x . x_i) pooling.
 #include <gtest/gtest.h>
@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,7 @@
 #include <xtensor/xview.hpp>
 
 #include "autograd/gradcheck_gtest.h"
-#include "models/attention.h"
+#include "models/attention_scoring.h"
 #include "models/linear.h"
 #include "tapegrad.h"
 
@@ -98,6 +99,25 @@ TEST(MaskedSoftmax, MaskedEntriesAreExactlyZeroAndEmptyRowsUniform) {
   sum(p * Tensor<double>(xt::xarray<double>{{{1, 2, 3}, {4, 5, 6}}})).backward();
   for (std::size_t j = 0; j < 3; ++j) EXPECT_EQ(x.grad()(0, 1, j), 0.0);  // no gradient
   EXPECT_EQ(x.grad()(0, 0, 2), 0.0);
+}
+
+// Whatever a masked entry holds (a logit below the valid ones, inf, -inf, NaN), it gets weight 0,
+// the valid entries keep the softmax of the valid logits alone, and no gradient reaches it.
+TEST(MaskedSoftmax, WhateverMaskedEntriesHoldTheyGetNoWeightAndNoGradient) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double held : {-2e6, -1e300, inf, -inf, std::nan("")}) {
+    Tensor<double> x(xt::xarray<double>{{{0.5, -1.5, held, held}}}, true);
+    Tensor<double> p = masked_softmax(x, ValidLens{2});
+    const double e = std::exp(-2.0);  // softmax of (0.5, -1.5): 1 / (1 + e), e / (1 + e)
+    EXPECT_NEAR(p.value()(0, 0, 0), 1.0 / (1.0 + e), 1e-15) << held;
+    EXPECT_NEAR(p.value()(0, 0, 1), e / (1.0 + e), 1e-15) << held;
+    EXPECT_EQ(p.value()(0, 0, 2), 0.0) << held;
+    EXPECT_EQ(p.value()(0, 0, 3), 0.0) << held;
+    sum(p * Tensor<double>(xt::xarray<double>{{{1, 2, 3, 4}}})).backward();
+    EXPECT_EQ(x.grad()(0, 0, 2), 0.0) << held;
+    EXPECT_EQ(x.grad()(0, 0, 3), 0.0) << held;
+    EXPECT_TRUE(std::isfinite(x.grad()(0, 0, 0))) << held;
+  }
 }
 
 TEST(MaskedSoftmax, Gradcheck) {
