@@ -37,6 +37,13 @@ Tensor<double> hypotenuse(const Tensor<double>& a, const Tensor<double>& b) {
   });
 }
 
+// exp with a derivative off by a relative amount: grad * exp(x) * (1 + error).
+Tensor<double> exp_off_by(const Tensor<double>& x, double error) {
+  return record<double>("exp_off_by", xt::exp(x.value()), {x}, [x, error](const Node<double>& out) {
+    accumulate_grad(x, xt::xarray<double>(out.grad * out.value * (1.0 + error)), "exp_off_by");
+  });
+}
+
 // The negative control: sin with a deliberately wrong derivative (+sin instead of cos).
 Tensor<double> sin_with_wrong_derivative(const Tensor<double>& x) {
   return record<double>("bad_sin", xt::sin(x.value()), {x}, [x](const Node<double>& out) {
@@ -124,3 +131,24 @@ TEST(Gradcheck, RefusesWhenThereIsNothingToCheck) {
 }
 
 }  // namespace
+
+// gradcheck's tolerances are what they say (atol 1e-5, rtol 1e-3): gradients wrong by 1e-2 or
+// 3e-3 relative fail at the defaults, 1e-4 passes there but fails once rtol is 1e-5, and exact
+// ones pass. A gradcheck made looser (or one that ignores the analytical side) fails this test.
+TEST(Gradcheck, RejectsGradientsWrongByASmallRelativeAmount) {
+  auto x = tensor<double>(xt::xarray<double>{0.3, -1.2, 2.0, 0.05}, true);
+  auto check = [&](double error, double rtol) {
+    return gradcheck([error](const auto& in) { return exp_off_by(in[0], error); }, {x}, 1e-6, 1e-5,
+                     rtol);
+  };
+  EXPECT_FALSE(check(1e-2, 1e-3).ok);
+  EXPECT_FALSE(check(-1e-2, 1e-3).ok);
+  EXPECT_FALSE(check(3e-3, 1e-3).ok);
+  EXPECT_TRUE(check(1e-4, 1e-3).ok);
+  EXPECT_FALSE(check(1e-4, 1e-5).ok);
+  EXPECT_TRUE(check(0.0, 1e-5).ok);
+  // The defaults themselves, as users call it.
+  EXPECT_FALSE(gradcheck([](const auto& in) { return exp_off_by(in[0], 1e-2); }, {x}).ok);
+  EXPECT_FALSE(gradcheck([](const auto& in) { return exp_off_by(in[0], 3e-3); }, {x}).ok);
+  EXPECT_TRUE(gradcheck([](const auto& in) { return exp_off_by(in[0], 0.0); }, {x}).ok);
+}
