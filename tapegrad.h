@@ -5,12 +5,11 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/graph.h"
-#include "autograd/interop.h"
 #include "autograd/print.h"
 #include "autograd/random.h"
 #include "autograd/tape.h"
 #include "autograd/tensor.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "ops/attention.h"
 #include "ops/attention_nd.h"
 #include "ops/elementwise.h"

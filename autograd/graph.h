@@ -4,6 +4,7 @@
 //   retain_grads(loss);                        // keep the intermediates' grads for the picture
 //   loss.backward(/*retain_graph=*/true);      // keep the entries, so they can still be drawn
 //   std::ofstream("graph.dot") << to_dot(loss);  // then: dot -Tpng graph.dot -o graph.png
+//                                              // (examples/graphviz.h does both)
 //   print_tape();                              // the same entries, one line each, in a terminal
 //
 // In the DOT graph there is one box per tape entry of the graph (its tape position, op name,
@@ -36,18 +37,5 @@ void print_tape();  // to std::cout
 // that to_dot can show the gradient norm of every op.
 template <class T>
 void retain_grads(const Tensor<T>& t);
-
-// What write_graph wrote.
-struct GraphFiles {
-  std::string dot;  // <dir>/graph.dot
-  std::string png;  // <dir>/graph.png, or "" when Graphviz's dot is not installed
-};
-
-// One picture of a training step: retain_grads(loss), loss.backward(retain_graph=true) (the
-// parameters' grads accumulate, as in the step's own backward), then writes <dir>/graph.dot and,
-// when Graphviz's `dot` is on PATH, renders <dir>/graph.png. Each file is written to a temporary
-// name and renamed into place. Throws std::runtime_error naming the file when it cannot be written.
-template <class T>
-GraphFiles write_graph(const std::string& dir, const Tensor<T>& loss);
 
 }  // namespace tapegrad

@@ -5,9 +5,19 @@
 #include <stdexcept>
 #include <string>
 
-#include "models/data.h"
-
 namespace tapegrad {
+
+double Rng::uniform() {
+  return static_cast<double>(gen_() >> 11) * 0x1.0p-53;
+}
+
+double Rng::normal() {
+  // Box-Muller: two uniforms -> one standard normal (the second is discarded, keeping the stream
+  // simple to reason about).
+  const double u1 = 1.0 - uniform();  // (0, 1]: log is finite
+  const double u2 = uniform();
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+}
 
 namespace {
 

@@ -1,8 +1,8 @@
 // Random tensors, PyTorch style: manual_seed, randn, rand, randint.
 //
-// Deterministic across platforms for a seed: the numbers come from the chapter's Rng
-// (models/data.h), std::mt19937_64 (whose output sequence the C++ standard fixes) turned into
-// uniforms and normals by our own formulas. std::normal_distribution is not used: libstdc++ and
+// Deterministic across platforms for a seed: the numbers come from Rng below, std::mt19937_64
+// (whose output sequence the C++ standard fixes) turned into uniforms and normals by our own
+// formulas. std::normal_distribution is not used: libstdc++ and
 // libc++ turn the same engine output into different normals.
 //
 // One generator per thread (like the tape): manual_seed(s) seeds the calling thread's generator,
@@ -15,10 +15,22 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 
 #include "autograd/tensor.h"
 
 namespace tapegrad {
+
+// A seeded stream of uniforms and normals, the same on every platform.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : gen_(seed) {}
+  double uniform();  // [0, 1), 53 random bits
+  double normal();   // N(0, 1), Box-Muller
+
+ private:
+  std::mt19937_64 gen_;
+};
 
 constexpr std::uint64_t default_seed = 0;
 

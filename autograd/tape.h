@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/anomaly.h"
 #include "autograd/tensor.h"
 
 namespace tapegrad {
@@ -53,27 +54,6 @@ class NoGradGuard {
   ~NoGradGuard();
   NoGradGuard(const NoGradGuard&) = delete;
   NoGradGuard& operator=(const NoGradGuard&) = delete;
-
- private:
-  bool previous_;
-};
-
-// --- anomaly mode ---------------------------------------------------------------------------
-// Inside a DetectAnomalyGuard scope (torch.autograd.detect_anomaly), every op's forward output and
-// every gradient backward computes are checked for NaN and inf. The first one found throws
-// AnomalyError naming the op that produced it, its tape position (entry id) and its input shapes.
-// Off by default: the checks read every element once more.
-class AnomalyError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-bool anomaly_enabled();
-class DetectAnomalyGuard {
- public:
-  DetectAnomalyGuard();
-  ~DetectAnomalyGuard();
-  DetectAnomalyGuard(const DetectAnomalyGuard&) = delete;
-  DetectAnomalyGuard& operator=(const DetectAnomalyGuard&) = delete;
 
  private:
   bool previous_;

@@ -13,15 +13,6 @@
 
 namespace tapegrad {
 
-std::string shape_str(const Shape& s) {
-  std::ostringstream os;
-  os << '(';
-  for (std::size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  if (s.size() == 1) os << ',';  // a Python tuple: (4,) is a shape, (4) would read as a number
-  os << ')';
-  return os.str();
-}
-
 std::size_t checked_numel(const std::string& op, const Shape& shape, std::size_t element_bytes) {
   // Largest element count one allocation can hold: PTRDIFF_MAX bytes (std::allocator's max_size).
   const std::size_t max_count =

@@ -16,24 +16,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
 
+#include "ops/kernels/shape.h"
+
 namespace tapegrad {
-
-// Shapes as torch.Size: a list of extents, row-major. A 0-d tensor (a scalar) has the shape {}.
-using Shape = std::vector<std::size_t>;
-
-std::string shape_str(const Shape& s);  // "(2, 3)", "(4,)", "()" for a scalar
-
-template <class S>
-Shape to_shape(const S& s) {
-  return Shape(s.begin(), s.end());
-}
 
 // The number of elements of `shape` (the product of its extents, 1 for a scalar), checked before
 // anything is allocated: throws std::length_error naming `op` and the shape when the product does
@@ -165,6 +159,36 @@ Tensor<T> arange(T start, T stop, T step = T(1));
 // The n x m identity (torch.eye); m = n when omitted.
 template <class T>
 Tensor<T> eye(std::size_t n, std::size_t m = 0);
+
+// Factories that deduce the element type from the values, or default it to double as torch's
+// float64 default does here: tensor({1.0, 2.0}) is a Tensor<double>, tensor({{1.0f}}) a
+// Tensor<float> of shape (1, 1), zeros({2, 3}) a Tensor<double>.
+template <class T>
+Tensor<T> tensor(std::initializer_list<T> values, bool requires_grad = false) {
+  xt::xarray<T> a = xt::xarray<T>::from_shape({values.size()});
+  std::copy(values.begin(), values.end(), a.begin());
+  return Tensor<T>(std::move(a), requires_grad);
+}
+// Rows of equal length; a ragged list throws std::invalid_argument.
+template <class T>
+Tensor<T> tensor(std::initializer_list<std::initializer_list<T>> rows, bool requires_grad = false) {
+  const std::size_t cols = rows.size() ? rows.begin()->size() : 0;
+  xt::xarray<T> a = xt::xarray<T>::from_shape({rows.size(), cols});
+  auto out = a.begin();
+  for (const auto& row : rows) {
+    if (row.size() != cols)
+      throw std::invalid_argument("tensor: rows of different lengths (" + std::to_string(cols) +
+                                  " and " + std::to_string(row.size()) + ")");
+    out = std::copy(row.begin(), row.end(), out);
+  }
+  return Tensor<T>(std::move(a), requires_grad);
+}
+inline Tensor<double> zeros(const Shape& shape, bool requires_grad = false) {
+  return zeros<double>(shape, requires_grad);
+}
+inline Tensor<double> ones(const Shape& shape, bool requires_grad = false) {
+  return ones<double>(shape, requires_grad);
+}
 
 // Anything that owns a name gets it into messages: "x (2, 3)" or "(2, 3)".
 template <class T>

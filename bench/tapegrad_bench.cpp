@@ -59,7 +59,7 @@
 
 #include "bench/bench_data.h"
 #include "models/nadaraya_watson.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "ops/attention_nd.h"
 #include "tapegrad.h"
 

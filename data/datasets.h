@@ -14,26 +14,15 @@
 //   The 2-D sets come with queries on a 20 x 20 grid over the training inputs' bounding box
 //   (x1 fastest), and for the regression sets the truth at each query.
 //
-// The random numbers come from std::mt19937_64 (its output sequence is fixed by the C++ standard)
-// turned into uniforms and normals by our own formulas, because std::uniform_real_distribution and
-// std::normal_distribution may differ between standard libraries.
+// The random numbers come from Rng (autograd/random.h), the same on every platform for a seed.
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <vector>
 
+#include "autograd/random.h"
+
 namespace tapegrad {
-
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : gen_(seed) {}
-  double uniform();  // [0, 1), 53 random bits
-  double normal();   // N(0, 1), Box-Muller
-
- private:
-  std::mt19937_64 gen_;
-};
 
 double chapter_truth(double x);  // 2 sin(x) + x^0.8
 

@@ -23,7 +23,7 @@
 #include <xtensor/xstrided_view.hpp>
 
 #include "examples/exercise_util.h"
-#include "models/data.h"
+#include "data/datasets.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "examples/options.h"
-#include "models/data.h"
+#include "data/datasets.h"
 
 namespace tapegrad {
 

@@ -29,10 +29,10 @@
 #include <xtensor/xview.hpp>
 
 #include "examples/exercise_util.h"
-#include "models/attention.h"
-#include "models/data.h"
+#include "models/attention_scoring.h"
+#include "data/datasets.h"
 #include "models/linear.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

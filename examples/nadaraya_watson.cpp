@@ -37,15 +37,16 @@
 #include <nlohmann/json.hpp>
 
 #include "examples/csv.h"
+#include "examples/graphviz.h"
 #include "examples/inputs.h"
 #include "examples/nw_program.h"
 #include "examples/options.h"
 #include "examples/outputs.h"
 #include "examples/plots.h"
-#include "models/checkpoint.h"
-#include "models/data.h"
+#include "io/checkpoint.h"
+#include "data/datasets.h"
 #include "models/nadaraya_watson.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

@@ -20,12 +20,13 @@
 
 #include <xtensor/xview.hpp>
 
+#include "examples/graphviz.h"
 #include "examples/nw_program.h"
 #include "examples/outputs.h"
-#include "models/checkpoint.h"
+#include "io/checkpoint.h"
 #include "models/nadaraya_watson_nd.h"
 #include "models/parzen.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "ops/attention_nd.h"
 #include "tapegrad.h"
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "models/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace tapegrad {
 

@@ -13,8 +13,8 @@
 #include "examples/options.h"
 #include "examples/outputs.h"
 #include "examples/plots.h"
-#include "models/checkpoint.h"
-#include "models/sgd.h"
+#include "io/checkpoint.h"
+#include "optim/sgd.h"
 
 namespace tapegrad {
 

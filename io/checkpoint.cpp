@@ -1,4 +1,4 @@
-#include "models/checkpoint.h"
+#include "io/checkpoint.h"
 
 #include <fcntl.h>
 #include <signal.h>

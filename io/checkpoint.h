@@ -30,7 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/tensor.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 
 namespace tapegrad {
 

@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "autograd/random.h"
 #include "autograd/tensor.h"
-#include "models/data.h"
 
 namespace tapegrad {
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "autograd/tape.h"
-#include "ops/shape_utils.h"
+#include "ops/kernels/shape.h"
 
 namespace tapegrad {
 

@@ -6,6 +6,11 @@
 // PyTorch's derivatives.yaml form.
 #pragma once
 
+#include <type_traits>
+#include <utility>
+
+#include <xtensor/xexpression.hpp>
+
 #include "autograd/tensor.h"
 
 namespace tapegrad {
@@ -108,6 +113,53 @@ Tensor<T> operator/(const Tensor<T>& a, scalar_t<T> s) {
 template <class T>
 Tensor<T> operator/(scalar_t<T> s, const Tensor<T>& a) {
   return rdiv(s, a);
+}
+
+// --- a Tensor with an xtensor expression ---------------------------------------------------
+// x * xs, with xs an xt::xarray (or any xtensor expression), uses xs as a constant tensor, as torch
+// does with a tensor that does not require grad. Without these overloads x * xs would match
+// xtensor's own operator* (it takes any type as a scalar), build an xtensor expression holding a
+// Tensor and fail much later with a long type; these are more specialised, so they win.
+template <class E>
+using if_xexpression = std::enable_if_t<xt::is_xexpression<std::decay_t<E>>::value, int>;
+
+// A leaf holding the expression's values (requires_grad false), converted to T.
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> as_constant(E&& e) {
+  return Tensor<T>(xt::xarray<T>(std::forward<E>(e)));
+}
+
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator+(Tensor<T> a, E&& b) {
+  return add(a, as_constant<T>(std::forward<E>(b)));
+}
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator+(E&& a, Tensor<T> b) {
+  return add(as_constant<T>(std::forward<E>(a)), b);
+}
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator-(Tensor<T> a, E&& b) {
+  return sub(a, as_constant<T>(std::forward<E>(b)));
+}
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator-(E&& a, Tensor<T> b) {
+  return sub(as_constant<T>(std::forward<E>(a)), b);
+}
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator*(Tensor<T> a, E&& b) {
+  return mul(a, as_constant<T>(std::forward<E>(b)));
+}
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator*(E&& a, Tensor<T> b) {
+  return mul(as_constant<T>(std::forward<E>(a)), b);
+}
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator/(Tensor<T> a, E&& b) {
+  return div(a, as_constant<T>(std::forward<E>(b)));
+}
+template <class T, class E, if_xexpression<E> = 0>
+Tensor<T> operator/(E&& a, Tensor<T> b) {
+  return div(as_constant<T>(std::forward<E>(a)), b);
 }
 
 }  // namespace tapegrad

@@ -1,4 +1,4 @@
-#include "models/sgd.h"
+#include "optim/sgd.h"
 
 #include <cmath>
 #include <stdexcept>

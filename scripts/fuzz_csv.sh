@@ -9,7 +9,7 @@ bash scripts/setup.sh clang libclang-rt-14-dev
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. \
-  fuzz/csv_fuzzer.cpp examples/csv.cpp -o "$work/csv_fuzzer"
+  tests/fuzz/csv_fuzzer.cpp examples/csv.cpp -o "$work/csv_fuzzer"
 mkdir -p "$work/new"
 corpus=tests/fuzz/corpus/csv
 "$work/csv_fuzzer" -max_total_time="$seconds" -max_len=512 -timeout=5 -print_final_stats=1 \

@@ -12,7 +12,7 @@
 #include <xtensor/xbroadcast.hpp>
 
 #include "ops/kernels/parallel.h"
-#include "ops/shape_utils.h"
+#include "ops/kernels/shape.h"
 
 namespace tapegrad {
 namespace kernels {

@@ -1,4 +1,4 @@
-// Summation kernels behind sum_to_shape / sum_over_axes (ops/shape_utils.cpp) and the sum op.
+// Summation kernels behind sum_to_shape / sum_over_axes (ops/kernels/shape.cpp) and the sum op.
 // Every sum accumulates in double: a float sum of 10^7 terms would otherwise lose ~3 digits.
 #pragma once
 

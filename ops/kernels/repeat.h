@@ -3,7 +3,7 @@
 
 #include <cstddef>
 
-#include "ops/shape_utils.h"
+#include "ops/kernels/shape.h"
 
 namespace tapegrad {
 namespace kernels {

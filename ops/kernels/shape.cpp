@@ -1,6 +1,7 @@
-#include "ops/shape_utils.h"
+#include "ops/kernels/shape.h"
 
 #include <algorithm>
+#include <sstream>
 #include <stdexcept>
 
 #include <xtensor/xmath.hpp>
@@ -9,6 +10,15 @@
 #include "ops/kernels/reduction.h"
 
 namespace tapegrad {
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '(';
+  for (std::size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  if (s.size() == 1) os << ',';  // a Python tuple: (4,) is a shape, (4) would read as a number
+  os << ')';
+  return os.str();
+}
 
 Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
   const std::size_t n = std::max(a.size(), b.size());

@@ -1,4 +1,5 @@
-// Shape arithmetic shared by the ops: broadcasting, its reverse, and axis bookkeeping.
+// Shapes and their arithmetic: what a shape is, broadcasting, its reverse, and axis bookkeeping.
+// Plain std and xtensor: the tensor (autograd/tensor.h), the ops and the kernels all use it.
 #pragma once
 
 #include <cstddef>
@@ -7,9 +8,17 @@
 
 #include <xtensor/xarray.hpp>
 
-#include "autograd/tensor.h"
-
 namespace tapegrad {
+
+// Shapes as torch.Size: a list of extents, row-major. A 0-d tensor (a scalar) has the shape {}.
+using Shape = std::vector<std::size_t>;
+
+std::string shape_str(const Shape& s);  // "(2, 3)", "(4,)", "()" for a scalar
+
+template <class S>
+Shape to_shape(const S& s) {
+  return Shape(s.begin(), s.end());
+}
 
 // NumPy broadcasting: align shapes on the right; each pair of extents must be equal or one of
 // them 1. Throws std::invalid_argument "<op>: shapes A and B cannot be broadcast together".

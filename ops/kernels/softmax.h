@@ -17,7 +17,7 @@
 
 #include <cstddef>
 
-#include "ops/shape_utils.h"
+#include "ops/kernels/shape.h"
 
 namespace tapegrad {
 namespace kernels {
@@ -44,7 +44,7 @@ template <class T>
 void log_softmax_row_backward(const T* y, const T* grad, T* grad_in, std::size_t len);
 
 // The same over a whole row-major array seen as (outer, len, inner) around the softmax axis
-// (ops/shape_utils.h). Rows (inner == 1) or blocks of `inner` columns are independent and split
+// (ops/kernels/shape.h). Rows (inner == 1) or blocks of `inner` columns are independent and split
 // across threads above kParallelGrain elements.
 template <class T>
 void softmax(const T* x, T* y, const AxisSplit& s);

@@ -15,7 +15,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "models/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace tapegrad::fuzzcheck {
 

@@ -1,13 +1,13 @@
-// libFuzzer target for the checkpoint loader (models/checkpoint.cpp): every input loads into a
+// libFuzzer target for the checkpoint loader (io/checkpoint.cpp): every input loads into a
 // model with finite parameters or is rejected with a one-line CheckpointError that leaves the
-// model untouched (fuzz/checkpoint_fuzz_check.h). Run with scripts/fuzz_checkpoint.sh.
+// model untouched (tests/fuzz/checkpoint_fuzz_check.h). Run with scripts/fuzz_checkpoint.sh.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
-#include "fuzz/checkpoint_fuzz_check.h"
+#include "tests/fuzz/checkpoint_fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string problem =

@@ -1,12 +1,12 @@
 // Replays the libFuzzer corpus of the checkpoint loader (tests/fuzz/corpus/checkpoint, grown by
 // scripts/fuzz_checkpoint.sh): every input loads with finite parameters or is rejected with a
-// one-line CheckpointError that leaves the model untouched (fuzz/checkpoint_fuzz_check.h).
+// one-line CheckpointError that leaves the model untouched (tests/fuzz/checkpoint_fuzz_check.h).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "fuzz/checkpoint_fuzz_check.h"
+#include "tests/fuzz/checkpoint_fuzz_check.h"
 
 TEST(ReliabilityCheckpointCorpus, EveryFuzzInputLoadsOrFailsCleanly) {
   std::size_t files = 0;

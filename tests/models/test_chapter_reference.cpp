@@ -9,7 +9,7 @@
 
 #include "model_test_util.h"
 #include "models/nadaraya_watson.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "ops/attention.h"
 #include "tapegrad.h"
 

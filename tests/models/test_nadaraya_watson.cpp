@@ -10,9 +10,9 @@
 
 #include "autograd/gradcheck_gtest.h"
 #include "model_test_util.h"
-#include "models/data.h"
+#include "data/datasets.h"
 #include "models/nadaraya_watson.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "ops/attention.h"
 #include "tapegrad.h"
 

@@ -18,10 +18,10 @@
 #include "../autograd/throws_with.h"
 #include "autograd/gradcheck_gtest.h"
 #include "model_test_util.h"
-#include "models/data.h"
+#include "data/datasets.h"
 #include "models/nadaraya_watson.h"
 #include "models/nadaraya_watson_nd.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "ops/attention_nd.h"
 #include "tapegrad.h"
 

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 #include <xtensor/xarray.hpp>
 
-#include "models/data.h"
+#include "data/datasets.h"
 #include "models/nadaraya_watson_nd.h"
 #include "models/parzen.h"
 

@@ -9,7 +9,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

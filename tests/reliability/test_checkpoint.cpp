@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "checkpoint_craft.h"
-#include "models/checkpoint.h"
+#include "io/checkpoint.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

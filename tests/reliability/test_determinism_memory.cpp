@@ -14,9 +14,9 @@
 
 #include <xtensor/xadapt.hpp>
 
-#include "models/data.h"
+#include "data/datasets.h"
 #include "models/nadaraya_watson.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

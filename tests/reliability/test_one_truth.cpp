@@ -23,7 +23,7 @@
 
 #include "autograd/gradcheck_gtest.h"
 #include "models/nadaraya_watson.h"
-#include "models/sgd.h"
+#include "optim/sgd.h"
 #include "tapegrad.h"
 #include "tests/sanitizer.h"
 

@@ -16,7 +16,7 @@
 #include <sstream>
 
 #include "autograd/gradcheck.h"
-#include "ops/shape_utils.h"
+#include "ops/kernels/shape.h"
 #include "tapegrad.h"
 #include "tests/sanitizer.h"
 
