@@ -49,4 +49,14 @@ Tensor<T> rand(const Shape& shape, bool requires_grad = false);
 template <class T = double>
 Tensor<T> randint(std::int64_t low, std::int64_t high, const Shape& shape);
 
+// torch-style sizes as separate arguments: randn(2, 3), rand<float>(4).
+template <class T = double, class... I, std::enable_if_t<are_sizes_v<I...>, int> = 0>
+Tensor<T> randn(I... extents) {
+  return randn<T>(Shape{size_from("randn", extents)...});
+}
+template <class T = double, class... I, std::enable_if_t<are_sizes_v<I...>, int> = 0>
+Tensor<T> rand(I... extents) {
+  return rand<T>(Shape{size_from("rand", extents)...});
+}
+
 }  // namespace tapegrad

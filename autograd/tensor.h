@@ -190,6 +190,27 @@ inline Tensor<double> ones(const Shape& shape, bool requires_grad = false) {
   return ones<double>(shape, requires_grad);
 }
 
+// torch-style sizes as separate arguments: zeros(2, 3), ones<float>(4). Integers only (a bool is
+// not a size: zeros({2, 3}, true) is the form that takes requires_grad).
+template <class... I>
+constexpr bool are_sizes_v = sizeof...(I) > 0 &&
+                             ((std::is_integral_v<I> && !std::is_same_v<I, bool>)&&...);
+template <class I>
+std::size_t size_from(const char* op, I extent) {  // throws on a negative size
+  if constexpr (std::is_signed_v<I>)
+    if (extent < 0)
+      throw std::invalid_argument(std::string(op) + ": negative size " + std::to_string(extent));
+  return static_cast<std::size_t>(extent);
+}
+template <class T = double, class... I, std::enable_if_t<are_sizes_v<I...>, int> = 0>
+Tensor<T> zeros(I... extents) {
+  return zeros<T>(Shape{size_from("zeros", extents)...});
+}
+template <class T = double, class... I, std::enable_if_t<are_sizes_v<I...>, int> = 0>
+Tensor<T> ones(I... extents) {
+  return ones<T>(Shape{size_from("ones", extents)...});
+}
+
 // Anything that owns a name gets it into messages: "x (2, 3)" or "(2, 3)".
 template <class T>
 std::string describe(const Tensor<T>& t);

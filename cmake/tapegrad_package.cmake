@@ -8,11 +8,15 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-# In the build tree (add_subdirectory / FetchContent) <tapegrad/tapegrad.h> works too, through a
-# generated one-line header that includes the real one: consumer code is the same either way.
+# In the build tree (add_subdirectory / FetchContent) every <tapegrad/...> include works too,
+# through a directory `tapegrad` that links to the source tree: consumer code is the same however
+# tapegrad is consumed (<tapegrad/tapegrad.h>, <tapegrad/models/nadaraya_watson.h>, ...).
 set(TAPEGRAD_FORWARD_DIR ${CMAKE_CURRENT_BINARY_DIR}/tapegrad_forward)
-file(CONFIGURE OUTPUT ${TAPEGRAD_FORWARD_DIR}/tapegrad/tapegrad.h @ONLY
-     CONTENT "// Generated: forwards to the source tree's umbrella header.\n#include \"@PROJECT_SOURCE_DIR@/tapegrad.h\"\n")
+file(MAKE_DIRECTORY ${TAPEGRAD_FORWARD_DIR})
+if(NOT EXISTS ${TAPEGRAD_FORWARD_DIR}/tapegrad/tapegrad.h)
+  file(REMOVE_RECURSE ${TAPEGRAD_FORWARD_DIR}/tapegrad)
+  file(CREATE_LINK ${PROJECT_SOURCE_DIR} ${TAPEGRAD_FORWARD_DIR}/tapegrad SYMBOLIC)
+endif()
 
 target_include_directories(tapegrad PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>

@@ -62,9 +62,9 @@ Tensor<T> permute_impl(const std::string& op, const Tensor<T>& a,
 
 // self: grad.reshape(self.shape)
 template <class T>
-Tensor<T> reshape(const Tensor<T>& a, const std::vector<long>& shape) {
+Tensor<T> reshape(const Tensor<T>& a, const Dims& shape) {
   check_defined("reshape", a);
-  const Shape to = with_names([&] { return infer_shape("reshape", a.shape(), shape); }, a);
+  const Shape to = with_names([&] { return infer_shape("reshape", a.shape(), shape.values()); }, a);
   xt::xarray<T> v = a.value();
   v.reshape(to);
   return record<T>("reshape", std::move(v), {a}, [a](const Node<T>& out) {
@@ -108,9 +108,9 @@ Tensor<T> squeeze(const Tensor<T>& a, long axis) {
 template <class T>
 Tensor<T> squeeze(const Tensor<T>& a) {
   check_defined("squeeze", a);
-  std::vector<long> s;
+  Shape s;
   for (auto e : a.shape())
-    if (e != 1) s.push_back(static_cast<long>(e));
+    if (e != 1) s.push_back(e);
   return reshape(a, s);
 }
 
@@ -148,13 +148,13 @@ Tensor<T> permute(const Tensor<T>& a, const std::vector<long>& dims) {
   return permute_impl("permute", a, perm);
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                           \
-  template Tensor<T> reshape(const Tensor<T>&, const std::vector<long>&); \
-  template Tensor<T> flatten(const Tensor<T>&);                           \
-  template Tensor<T> unsqueeze(const Tensor<T>&, long);                   \
-  template Tensor<T> squeeze(const Tensor<T>&, long);                     \
-  template Tensor<T> squeeze(const Tensor<T>&);                           \
-  template Tensor<T> transpose(const Tensor<T>&, long, long);             \
+#define TAPEGRAD_INSTANTIATE(T)                               \
+  template Tensor<T> reshape(const Tensor<T>&, const Dims&);  \
+  template Tensor<T> flatten(const Tensor<T>&);               \
+  template Tensor<T> unsqueeze(const Tensor<T>&, long);       \
+  template Tensor<T> squeeze(const Tensor<T>&, long);         \
+  template Tensor<T> squeeze(const Tensor<T>&);               \
+  template Tensor<T> transpose(const Tensor<T>&, long, long); \
   template Tensor<T> permute(const Tensor<T>&, const std::vector<long>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

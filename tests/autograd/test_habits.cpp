@@ -247,3 +247,24 @@ TEST(Deduction, XarrayOperandIsAConstant) {
   // d/dx [x xs + 1 + (xs - x)/xs + (xs + 1) x] = xs - 1/xs + xs + 1
   for (std::size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(x.grad()(i), 2 * xs(i) + 1.0 - 1.0 / xs(i));
 }
+
+// Sizes as separate arguments, as torch writes them, and shapes read from .shape() (std::size_t)
+// passed straight to reshape: no narrowing warning (this file builds with -Werror).
+TEST(Habits, TorchStyleSizesAndSizeTShapes) {
+  manual_seed(3);
+  const Tensor<double> a = randn(2, 3);
+  manual_seed(3);
+  const Tensor<double> b = randn({2, 3});
+  EXPECT_EQ(a.value(), b.value());
+  EXPECT_EQ(rand<float>(4).shape(), (Shape{4}));
+  EXPECT_EQ(zeros(2, 3).shape(), (Shape{2, 3}));
+  EXPECT_EQ(ones<float>(std::size_t{5}).shape(), (Shape{5}));
+  EXPECT_THROW(zeros(2, -1), std::invalid_argument);
+
+  const std::size_t n = a.shape()[0];
+  EXPECT_EQ(reshape(a, {n, -1}).shape(), (Shape{2, 3}));
+  EXPECT_EQ(reshape(a, a.shape()).shape(), (Shape{2, 3}));
+  EXPECT_EQ(reshape(a, std::vector<long>{3, 2}).shape(), (Shape{3, 2}));
+  EXPECT_EQ(reshape(sum(a), {}).shape(), Shape{});
+  EXPECT_THROW(reshape(a, {std::size_t(-1), 1}), std::length_error);
+}
