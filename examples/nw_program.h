@@ -74,7 +74,7 @@ class NWModel {
 
   Widths widths_;
   bool leave_one_out_, cross_entropy_, fused_ = false;
-  Tensor<T> x_train_, y_train_, values_, x_query_;  // (n, d), (n,), (n, C), (n_query, d)
+  Tensor<T> x_train_, y_train_, values_, x_query_;  // (n, d), (n, 1), (n, C), (n_query, d)
   std::vector<std::int64_t> labels_;                // classification: y_train as labels
   NWKernelRegressionND<T> net_;
   SGD<T> optimizer_;
