@@ -241,7 +241,7 @@ std::vector<std::size_t> n_grid(const Options& o, std::size_t d) {
 
 int run(const Options& o) {
   Rng rng(o.seed);
-  StagedOutput out(o.out);
+  OutputTransaction out(o.out, {"bandwidth.csv", "bandwidth.gp", "bandwidth.png"});
   std::vector<Row> rows;
   std::vector<Fit> fits;
   std::ostringstream csv;
@@ -273,7 +273,7 @@ int run(const Options& o) {
                 -1.0 / (f.d + 4), f.mse.first, -4.0 / (f.d + 4));
   out.write("bandwidth.csv", csv.str());
   out.write("bandwidth.gp", gnuplot_script(rows, fits));
-  if (!o.no_plots) out.plot("bandwidth", "bandwidth.gp", {"bandwidth.png"});
+  if (!o.no_plots) run_gnuplot_script(out, "bandwidth", "bandwidth.gp", {"bandwidth.png"});
   out.commit();
   std::cout << "wrote bandwidth.csv, bandwidth.gp" << (o.no_plots ? "" : ", bandwidth.png")
             << " in " << o.out << "\n";

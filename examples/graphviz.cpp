@@ -1,16 +1,14 @@
 #include "examples/graphviz.h"
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include "autograd/tape.h"
-#include "examples/exercise_util.h"
+#include "examples/errors.h"
+#include "examples/outputs.h"
 
 namespace tapegrad {
-
-using exercise::shell_quote;
 
 namespace {
 
@@ -35,11 +33,12 @@ GraphFiles write_graph(const std::string& dir, const Tensor<T>& loss) {
   GraphFiles files;
   files.dot = (base / "graph.dot").string();
   write_text(files.dot, to_dot(loss));
-  if (std::system("command -v dot > /dev/null 2>&1") != 0) return files;  // no Graphviz
+  if (!on_path("dot")) return files;  // no Graphviz: the DOT file alone
   const std::string png = (base / "graph.png").string(), tmp = png + ".tmp";
-  const std::string cmd = "dot -Tpng " + shell_quote(files.dot) + " -o " + shell_quote(tmp);
-  if (std::system(cmd.c_str()) != 0)
-    throw std::runtime_error("write_graph: dot failed on " + files.dot);
+  const int status = run_program(base, {"dot", "-Tpng", files.dot, "-o", tmp});
+  if (status != 0) throw ToolError("Graphviz's dot " + describe_wait_status(status));
+  if (!std::filesystem::is_regular_file(tmp) || std::filesystem::file_size(tmp) == 0)
+    throw ToolError("Graphviz's dot exited with status 0 but wrote no graph.png");
   std::filesystem::rename(tmp, png);
   files.png = png;
   return files;

@@ -300,7 +300,8 @@ std::string learned(Model& m) {
 
 int run(const Options& o) {
   Rng rng(o.seed), test_rng(o.seed + 1000003);
-  StagedOutput out(o.out);
+  OutputTransaction out(o.out, {"kernel_to_attention.csv", "kernel_to_attention.gp",
+                                "kernel_to_attention.png", "kernel_to_attention_weights.png"});
   std::printf(
       "on the unit sphere, max |Gaussian pooling - softmax(w^2 x.x_i) pooling| = %.3g "
       "(d = 2, 3, 8; w = 0.5, 2, 5)\n",
@@ -327,8 +328,8 @@ int run(const Options& o) {
   out.write("kernel_to_attention.gp",
             gnuplot_script(ms, losses, grid) + gnuplot_figures(ms, o.context, 100));
   if (!o.no_plots)
-    out.plot("kernel_to_attention", "kernel_to_attention.gp",
-             {"kernel_to_attention.png", "kernel_to_attention_weights.png"});
+    run_gnuplot_script(out, "kernel_to_attention", "kernel_to_attention.gp",
+                       {"kernel_to_attention.png", "kernel_to_attention_weights.png"});
   out.commit();
   std::cout << "wrote kernel_to_attention.csv, kernel_to_attention.gp"
             << (o.no_plots ? "" : ", kernel_to_attention.png, kernel_to_attention_weights.png")

@@ -10,18 +10,16 @@
 //                   [--widths shared|per-coordinate] [--loss squared|cross-entropy]
 //
 // With no arguments: the chapter's data (seeded), average pooling, nonparametric pooling, 5 epochs
-// of leave-one-out training of NWKernelRegression with SGD (lr 0.5) through the chapter's own ops
-// (repeat_interleave, softmax, bmm), predictions, CSV/JSON outputs and figures in out/.
+// of leave-one-out training of w with SGD (lr 0.5) through composed ops (softmax, bmm),
+// predictions, CSV/JSON outputs and figures in out/.
 //
-// This file is the chapter's path (d = 1 regression: the scalar model NWKernelRegression, exactly
-// the chapter's numbers); d >= 2 and classification take the d-dimensional path, examples/nw_nd.cpp,
-// through the same five steps.
-//
-// The program reads as its five steps: load (flags, data, checkpoint: everything validated before
-// the first epoch), pool (average and nonparametric), train, predict, write (one transaction,
-// examples/outputs.h). Exit status: 0 on success; 2 on bad input (one line on stderr naming the
-// flag or the file and line, nothing written); 1 when gnuplot fails or on an internal error (one
-// line, nothing written either).
+// One pipeline for every d and both tasks (2nd edition, "Attention Pooling by Similarity": x in
+// R^d, one width or one per coordinate, classes pooled as one-hot values); d = 1 regression is the
+// chapter. Five steps: load (flags, data, checkpoint: all validated before the first epoch), pool
+// (average and nonparametric), train, predict, write (one transaction, examples/outputs.h), over
+// the model adapter NWModel (examples/nw_program.h). Exit status: 0 on success; 2 on bad input
+// (one line on stderr naming the flag or the file and line, nothing written); 1 when gnuplot fails
+// or on an internal error (one line, nothing written either).
 #include <malloc.h>
 #include <omp.h>
 
@@ -31,285 +29,248 @@
 #include <iostream>
 #include <sstream>
 
-#include <xtensor/xview.hpp>
-
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "examples/csv.h"
 #include "examples/graphviz.h"
-#include "examples/inputs.h"
 #include "examples/nw_program.h"
-#include "examples/options.h"
-#include "examples/outputs.h"
-#include "examples/plots.h"
-#include "io/checkpoint.h"
-#include "data/datasets.h"
-#include "models/nadaraya_watson.h"
-#include "optim/sgd.h"
+#include "models/parzen.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;
 
 namespace {
 
-// The data as tensors of the run's dtype.
-template <class T>
-struct DataTensors {
-  Tensor<T> x_train, y_train, x_query;
-  explicit DataTensors(const Data& data)
-      : x_train(as_tensor<T>(data.x_train)),
-        y_train(as_tensor<T>(data.y_train)),
-        x_query(as_tensor<T>(data.x_query)) {}
-};
-
-// ---- load: the model, and the checkpoint it may resume from ------------------------------------
+// ---- load: the checkpoint the model may resume from ----------------------------------------------
 
 template <class T>
-struct Model {
-  NWKernelRegression<T> net;
-  SGD<T> optimizer;
-  NamedTensors<T> named;  // what a checkpoint holds: {"w", w}
-  double w_init;
-  long epochs_before = 0;  // epochs done before this run (from --resume)
-  Model(double w0, double lr)
-      : net(static_cast<T>(w0)), optimizer(net.parameters(), static_cast<T>(lr)), w_init(w0) {
-    named = {{"w", net.w()}};
-  }
-};
-
-template <class T>
-void resume(const Options& options, const Data& data, Model<T>& model) {
+void resume(const Options& options, const Data& data, NWModel<T>& model) {
   const CheckpointContents<T> contents = read_checkpoint<T>(options.resume_path);
   const long epochs_done = checked_epochs_done(contents.meta, options, data);
-  restore_checkpoint(contents, model.named, model.optimizer, options.resume_path);
-  model.w_init = static_cast<double>(model.net.w().value()(0));
+  restore_checkpoint(contents, model.named(), model.optimizer(), options.resume_path);
+  model.w_init = model.w();
   model.epochs_before = epochs_done;
-  std::cout << "resumed from " << options.resume_path << ": w = " << model.w_init << " after "
-            << epochs_done << " epochs\n";
+  const bool as_list = !is_chapter(data) && options.widths == "per-coordinate";
+  std::cout << "resumed from " << options.resume_path << ": w = " << w_text(model.w_init, as_list)
+            << " after " << epochs_done << " epochs\n";
 }
 
-// ---- pool: average and nonparametric attention pooling -----------------------------------------
+// ---- pool: average and nonparametric attention pooling -------------------------------------------
 
 template <class T>
 struct Pooled {
-  Tensor<T> average;
-  NWResult<T> nonparametric;
-  std::string kernel_label;  // "gaussian, sigma = 1"
+  std::vector<double> average;  // (n_query,): mean(y), or the majority class
+  NWResult<T> nonparametric;    // y_hat (n_query, C), weights (n_query, n)
+  std::string kernel_label;     // "gaussian, sigma = 1"
+  // Exercise 1 (2nd ed.): queries where the Parzen rule (largest joint density) agrees with NW.
+  std::size_t parzen_agree = 0, parzen_total = 0;
 };
 
+// Exercise 1 of the 2nd edition, on the run's queries (classification with the Gaussian kernel):
+// Parzen windows pick the class c of largest p(x, y = c) = (1/n) sum_{i: y_i = c} k(x, x_i); NW
+// picks the largest p(c | x) = p(x, y = c) / p(x). models/parzen.h says why they agree.
 template <class T>
-Pooled<T> pool(const Options& options, const Data& data, const DataTensors<T>& tensors) {
+void compare_with_parzen(const Options& options, const Data& data, const NWModel<T>& model,
+                         Pooled<T>& pooled) {
+  const std::vector<std::int64_t> parzen =
+      decide(parzen_log_joint_density(model.x_train().value(), data.labels, data.classes,
+                                      model.x_query().value(), static_cast<T>(options.sigma)));
+  const std::vector<std::int64_t> nw = argmax_labels(pooled.nonparametric.y_hat.value());
+  pooled.parzen_total = nw.size();
+  for (std::size_t q = 0; q < nw.size(); ++q) pooled.parzen_agree += parzen[q] == nw[q];
+  std::cout << "Parzen windows (gaussian, sigma = " << options.sigma
+            << "): the class of largest joint density p(x, y = c) is the nonparametric class at "
+            << pooled.parzen_agree << " of " << pooled.parzen_total << " queries\n";
+}
+
+template <class T>
+Pooled<T> pool(const Options& options, const Data& data, const NWModel<T>& model) {
   const Kernel kernel = kernel_from_string(options.kernel);
   const bool truth = !data.y_truth.empty();
   Pooled<T> pooled;
-  // 1. Average pooling: f(x) = mean(y).
-  pooled.average = average_pooling(tensors.y_train, data.x_query.size());
-  std::cout << "average pooling: f(x) = " << pooled.average.value()(0) << " for every query";
-  if (truth) std::cout << "; MSE vs truth " << mse(to_vector(pooled.average.value()), data.y_truth);
-  std::cout << "\n";
-  // 2. Nonparametric attention pooling with the chosen kernel.
+  // 1. Average pooling: the mean of y, or the majority class.
+  if (data.classification) {
+    const std::int64_t label = majority_label(data.labels, data.classes);
+    pooled.average.assign(data.n_query(), double(label));
+    std::cout << "average pooling: the majority class " << label << " for every query\n";
+  } else {
+    pooled.average = model.average(data.n_query());
+    std::cout << "average pooling: f(x) = " << pooled.average.at(0) << " for every query";
+    if (truth) std::cout << "; MSE vs truth " << mse(pooled.average, data.y_truth);
+    std::cout << "\n";
+  }
+  // 2. Nonparametric attention pooling of the values (one-hot: class probabilities).
   std::ostringstream label;
   label << to_string(kernel) << ", sigma = " << options.sigma;
   pooled.kernel_label = label.str();
-  pooled.nonparametric = nadaraya_watson(tensors.x_train, tensors.y_train, tensors.x_query, kernel,
-                                         static_cast<T>(options.sigma));
+  pooled.nonparametric = model.nonparametric(model.x_query(), kernel, options.sigma);
   std::cout << "nonparametric pooling (" << pooled.kernel_label << ")";
-  if (truth)
+  if (truth && !data.classification)
     std::cout << ": MSE vs truth "
               << mse(to_vector(pooled.nonparametric.y_hat.value()), data.y_truth);
-  std::cout << "\n";
+  std::cout << (data.classification
+                    ? ": class probabilities of " + std::to_string(data.classes) + " classes\n"
+                    : "\n");
   if (pooled.nonparametric.empty_rows)
     std::cout << "note: " << pooled.nonparametric.empty_rows
               << " queries had no training input within the " << to_string(kernel)
               << " kernel's support; each took its nearest training input's value\n";
+  if (data.classification && kernel == Kernel::Gaussian)
+    compare_with_parzen(options, data, model, pooled);
   return pooled;
 }
 
-// ---- train: w by SGD on leave-one-out keys and values -------------------------------------------
-
-// The composed forward and backward keep about this many (n, m) arrays alive at their peak (keys,
-// values, the repeated queries, differences, scaled squares, softmax weights and their gradients):
-// measured as peak RSS of --impl composed --dtype float64 --n-train 3000 --epochs 1, 801 MB =
-// 11.1 x (3000 x 2999 x 8 bytes).
-constexpr double kComposedArraysAlive = 11;
+// ---- train: w by SGD on leave-one-out keys and values ---------------------------------------------
 
 template <class T>
-Training train(const Options& options, const DataTensors<T>& tensors, Model<T>& model, bool fused) {
-  const bool leave_one_out = !options.keep_self;
-  const bool per_coordinate = options.widths == "per-coordinate";  // w of shape (1,) all the same
-  const std::size_t n = tensors.x_train.size();
-  Tensor<T> keys, values;  // (n, n - 1) for the composed ops
-  if (!fused)
-    std::tie(keys, values) = training_keys_values(tensors.x_train, tensors.y_train, leave_one_out);
-  std::cout << "parametric pooling: training w (w_init " << model.w_init << ", "
-            << (fused ? "fused op" : "composed ops: repeat_interleave, softmax, bmm") << ") on "
-            << (leave_one_out ? "leave-one-out pairs (" : "all pairs (") << n << " x "
-            << (leave_one_out ? n - 1 : n) << "), lr " << options.lr << ", " << options.epochs
-            << " epochs\n";
+Training train(const Options& options, const Data& data, NWModel<T>& model, bool fused) {
+  const bool show_w = data.d >= 2 || options.widths == "per-coordinate";
+  model.start_training(fused);
+  print_training_plan(options, data, model.w_init, fused);
   Training result;
   const auto start = std::chrono::steady_clock::now();
   for (long epoch = 0; epoch < options.epochs; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
-    model.optimizer.zero_grad();
-    const Tensor<T> f = fused ? model.net.forward_fused(tensors.x_train, tensors.x_train,
-                                                        tensors.y_train, leave_one_out)
-                              : model.net(tensors.x_train, keys, values);
-    // L = 1/2 sum_i (f(x_i) - y_i)^2: the chapter's MSELoss(reduction='none') / 2, summed.
-    Tensor<T> loss = sum(mse_loss(f, tensors.y_train, "none") * T(0.5));
+    model.optimizer().zero_grad();
+    Tensor<T> loss = model.loss();
     loss.backward();
-    model.optimizer.step();
+    model.optimizer().step();
     result.epoch_seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
     result.losses.push_back(static_cast<double>(loss.item()));
-    result.w_per_epoch.push_back({double(model.net.w().value()(0))});
-    if (per_coordinate)  // w after this epoch's step, as the d-dimensional path prints it
-      std::printf("epoch %ld, loss %.6f, w %s\n", model.epochs_before + epoch + 1,
-                  result.losses.back(), w_text({double(model.net.w().value()(0))}, true).c_str());
+    result.w_per_epoch.push_back(model.w());
+    const long number = model.epochs_before + epoch + 1;
+    if (show_w)  // w after this epoch's step
+      std::printf("epoch %ld, loss %.6f, w %s\n", number, result.losses.back(),
+                  w_text(model.w(), true).c_str());
     else
-      std::printf("epoch %ld, loss %.6f\n", model.epochs_before + epoch + 1, result.losses.back());
+      std::printf("epoch %ld, loss %.6f\n", number, result.losses.back());
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  result.w = {static_cast<double>(model.net.w().value()(0))};
-  std::cout << "learned w = " << w_text(result.w, per_coordinate) << "\n";
+  result.w = model.w();
+  std::cout << "learned w = " << w_text(result.w, options.widths == "per-coordinate") << "\n";
   check_training_finite(result);
   return result;
 }
 
-// ---- predict: every training pair as keys, as the chapter does after training -------------------
+// ---- predict: every training pair as keys --------------------------------------------------------
 
 template <class T>
 struct Prediction {
-  Tensor<T> y_hat;          // (n_query,)
+  xt::xarray<T> f;          // (n_query, C): estimates, or class probabilities
   xt::xarray<T> attention;  // (n_query, n_train)
+  double train_accuracy = 0;
 };
 
 template <class T>
-Prediction<T> predict(const DataTensors<T>& tensors, Model<T>& model, bool fused) {
+Prediction<T> predict(const Data& data, NWModel<T>& model, bool fused) {
   NoGradGuard no_grad;
   Prediction<T> prediction;
-  if (fused) {
-    prediction.y_hat =
-        model.net.forward_fused(tensors.x_query, tensors.x_train, tensors.y_train, false);
-    prediction.attention = nw_attention_weights(tensors.x_query.value(), tensors.x_train.value(),
-                                                model.net.w().value()(0), false);
-  } else {
-    auto [query_keys, query_values] =
-        query_keys_values(tensors.x_train, tensors.y_train, tensors.x_query.size());
-    prediction.y_hat = model.net(tensors.x_query, query_keys, query_values);
-    prediction.attention = model.net.attention_weights().value();
-  }
+  prediction.f = model.pool(model.x_query(), fused, false, &prediction.attention);
   // A finite but absurd w (one step of --lr 1e300) can still make every weight of a row underflow.
-  for (const T v : prediction.y_hat.value()) {
+  for (const T v : prediction.f) {
     if (std::isfinite(v)) continue;
-    std::ostringstream message;
-    message << "parametric pooling with the learned w = " << model.net.w().value()(0)
-            << " gives NaN or inf predictions; try a smaller --lr or --w-init";
-    throw UsageError(message.str());
+    throw UsageError("parametric pooling with the learned w = " + w_text(model.w(), false) +
+                     " gives NaN or inf predictions; try a smaller --lr or --w-init");
   }
+  if (!data.classification) return prediction;
+  // Leave-one-out accuracy of the final model on the training set (always leave-one-out): the
+  // fraction of training points whose argmax class, pooled from the other points, is their label.
+  const std::vector<double> predicted =
+      prediction_column(model.pool(model.x_train(), fused, true), true);
+  std::size_t right = 0;
+  for (std::size_t i = 0; i < predicted.size(); ++i) right += predicted[i] == data.labels[i];
+  prediction.train_accuracy = double(right) / double(predicted.size());
   return prediction;
 }
 
-// ---- write: every output staged, then moved into place at once ---------------------------------
+// ---- write: every output staged, then moved into place at once -----------------------------------
+
+// The d = 2 figures' plane: an n x n grid over the training inputs' box, estimated by both
+// poolings in chunks (each chunk's (rows, n_train, d) intermediates stay near 2e6 elements).
+template <class T>
+void plane_estimates(const Options& options, const Data& data, NWModel<T>& model, PlotData& plot) {
+  NoGradGuard no_grad;
+  plot.plane_n = 60;
+  plot.plane = plane_grid(data.x_train, plot.plane_n);
+  const std::size_t total = plot.plane_n * plot.plane_n;
+  const double per_row =
+      double(data.n_train()) * double(2 + std::max<std::size_t>(data.classes, 1));
+  const std::size_t chunk = std::max<std::size_t>(1, std::size_t(2e6 / per_row));
+  for (std::size_t start = 0; start < total; start += chunk) {
+    const std::size_t rows = std::min(chunk, total - start);
+    const std::vector<double> points(plot.plane.begin() + 2 * start,
+                                     plot.plane.begin() + 2 * (start + rows));
+    const Tensor<T> q = as_tensor<T>(points, rows, 2);
+    const NWResult<T> np =
+        model.nonparametric(q, kernel_from_string(options.kernel), options.sigma);
+    for (double v : prediction_column(np.y_hat.value(), data.classification))
+      plot.plane_nonparametric.push_back(v);
+    for (double v : prediction_column(model.pool(q, false), data.classification))
+      plot.plane_parametric.push_back(v);
+  }
+}
 
 template <class T>
-PlotData plot_data(const Data& data, const DataTensors<T>& tensors, const Pooled<T>& pooled,
-                   const Prediction<T>& prediction, const Training& training) {
+PlotData plot_data(const Options& options, const Data& data, const Pooled<T>& pooled,
+                   const Prediction<T>& prediction, const Training& training, NWModel<T>& model) {
   PlotData plot;
+  plot.d = data.d, plot.classification = data.classification, plot.classes = data.classes;
   plot.x_train = data.x_train, plot.y_train = data.y_train, plot.x_query = data.x_query,
   plot.y_truth = data.y_truth;
-  plot.average = to_vector(pooled.average.value());
-  plot.nonparametric = to_vector(pooled.nonparametric.y_hat.value());
-  plot.parametric = to_vector(prediction.y_hat.value());
+  plot.average = pooled.average;
+  plot.nonparametric = prediction_column(pooled.nonparametric.y_hat.value(), data.classification);
+  plot.parametric = prediction_column(prediction.f, data.classification);
   plot.attention_nonparametric = to_matrix(pooled.nonparametric.weights.value());
   plot.attention_parametric = to_matrix(prediction.attention);
   plot.kernel_label = pooled.kernel_label;
   plot.loss = training.losses;
-  for (double sigma : {0.1, 0.2, 0.5, 1.0}) {
-    const NWResult<T> r = nadaraya_watson(tensors.x_train, tensors.y_train, tensors.x_query,
-                                          Kernel::Gaussian, static_cast<T>(sigma));
-    plot.widths.push_back({sigma, to_vector(r.y_hat.value()), to_matrix(r.weights.value())});
+  if (options.no_plots) return plot;
+  if (is_chapter(data))  // the Gaussian with several widths (2nd edition)
+    for (double sigma : {0.1, 0.2, 0.5, 1.0}) {
+      const NWResult<T> r = model.nonparametric(model.x_query(), Kernel::Gaussian, sigma);
+      plot.widths.push_back({sigma, to_vector(r.y_hat.value()), to_matrix(r.weights.value())});
+    }
+  if (data.classification && data.d == 1) {
+    plot.probabilities_nonparametric = to_matrix(pooled.nonparametric.y_hat.value());
+    plot.probabilities_parametric = to_matrix(prediction.f);
   }
+  if (data.d == 2) plane_estimates(options, data, model, plot);
   return plot;
 }
 
 // Returns whether the figures were drawn.
 template <class T>
-bool stage_outputs(OutputTransaction& outputs, const PlotData& plot, const nlohmann::json& json,
-                   bool plots) {
+bool stage_outputs(OutputTransaction& outputs, const Data& data, const Pooled<T>& pooled,
+                   const Prediction<T>& prediction, const PlotData& plot,
+                   const nlohmann::json& json, bool plots) {
   const int precision = std::is_same_v<T, float> ? 9 : 17;
-  std::ostringstream predictions;
-  predictions.precision(precision);
-  predictions << "x,average,nonparametric,parametric\n";
-  for (std::size_t i = 0; i < plot.x_query.size(); ++i)
-    predictions << plot.x_query[i] << "," << plot.average[i] << "," << plot.nonparametric[i] << ","
-                << plot.parametric[i] << "\n";
-  outputs.write("predictions.csv", predictions.str());
+  outputs.write("predictions.csv", predictions_csv(plot, precision));
+  if (data.classification) {
+    outputs.write(
+        "probabilities_nonparametric.csv",
+        probabilities_csv(to_matrix(pooled.nonparametric.y_hat.value()), data.classes, precision));
+    outputs.write("probabilities_parametric.csv",
+                  probabilities_csv(to_matrix(prediction.f), data.classes, precision));
+  }
   outputs.write("attention_nonparametric.csv", matrix_csv(plot.attention_nonparametric, precision));
   outputs.write("attention_parametric.csv", matrix_csv(plot.attention_parametric, precision));
   outputs.write("training.json", json.dump(2) + "\n");
   return plots && draw_figures(outputs, plot);
 }
 
-// --graph: the tape of one training step of the chapter's composed model (on the first 20 training
-// points, so that the picture stays readable; its shapes say so), staged as graph.dot and, when
-// Graphviz is installed, graph.png.
+// --graph: the tape of one composed training step on a few training points (graph_points; the
+// loss of the run's task) at w_init, staged as graph.dot and, with Graphviz, graph.png.
 template <class T>
-void stage_graph(OutputTransaction& outputs, const DataTensors<T>& tensors, double w_init,
-                 bool leave_one_out) {
-  const std::size_t n = std::min<std::size_t>(tensors.x_train.size(), 20);
-  const Tensor<T> x(xt::xarray<T>(xt::view(tensors.x_train.value(), xt::range(0, n))));
-  const Tensor<T> y(xt::xarray<T>(xt::view(tensors.y_train.value(), xt::range(0, n))));
-  NWKernelRegression<T> net(static_cast<T>(w_init));
-  auto [keys, values] = training_keys_values(x, y, leave_one_out);
-  const Tensor<T> loss = sum(mse_loss(net(x, keys, values), y, "none") * T(0.5));
-  const GraphFiles files = write_graph(outputs.staging_dir().string(), loss);
+void stage_graph(OutputTransaction& outputs, const Data& data, const NWModel<T>& model) {
+  const GraphFiles files = write_graph(outputs.staging_dir().string(),
+                                       model.graph_loss(graph_points(data), model.w_init));
   outputs.add_written("graph.dot");
   if (!files.png.empty()) outputs.add_written("graph.png");
 }
 
-// ---- the run: load, pool, train, predict, write ------------------------------------------------
-
-// The chapter's path: d = 1 regression with the scalar model.
-template <class T>
-int run_chapter(const Options& options, const Data& data, double w_init) {
-  Model<T> model(w_init, options.lr);
-  if (!options.resume_path.empty()) resume(options, data, model);
-  OutputTransaction outputs(options.out_dir);  // checks --out and stages beside it
-  check_output_paths(options, OutputTransaction::output_names());
-  const DataTensors<T> tensors(data);
-  std::cout << "data: " << data.source << ": " << data.x_train.size() << " training points, "
-            << data.x_query.size() << " queries; dtype " << options.dtype << ", "
-            << omp_get_max_threads() << " thread(s)\n";
-
-  const Pooled<T> pooled = pool(options, data, tensors);
-  const bool fused =
-      use_fused(options, data.x_train.size(), data.x_query.size(), sizeof(T), kComposedArraysAlive);
-  const Training training = train(options, tensors, model, fused);
-  const Prediction<T> prediction = predict(tensors, model, fused);
-  if (!data.y_truth.empty())
-    std::cout << "parametric pooling: MSE vs truth "
-              << mse(to_vector(prediction.y_hat.value()), data.y_truth) << "\n";
-
-  const PlotData plot = plot_data(data, tensors, pooled, prediction, training);
-  const bool figures = stage_outputs<T>(
-      outputs, plot,
-      common_json(options, data, training, {model.w_init}, model.epochs_before, fused),
-      !options.no_plots);
-  if (options.graph) stage_graph(outputs, tensors, model.w_init, !options.keep_self);
-  stage_save(outputs, options, data, model.named, model.optimizer,
-             model.epochs_before + options.epochs);
-  outputs.commit();
-  std::cout << "wrote " << (std::filesystem::path(options.out_dir) / "predictions.csv").string()
-            << ", attention_*.csv, training.json"
-            << (figures ? ", plots.gp and " + std::to_string(figure_files(plot).size()) + " figures"
-                        : "")
-            << " in " << options.out_dir << "\n";
-  if (!options.save_path.empty()) std::cout << "saved checkpoint " << options.save_path << "\n";
-  return 0;
-}
-
-// ---- the run: load, pool, train, predict, write ------------------------------------------------
+// ---- the run: load, pool, train, predict, write --------------------------------------------------
 
 template <class T>
 int run(const Options& options) {
@@ -318,9 +279,31 @@ int run(const Options& options) {
   check_magnitudes(data, options);
   // The chapter initialises w with torch.rand(1): U(0, 1), drawn after the data; with
   // per-coordinate widths every coordinate of w starts at this one draw.
-  const double w_init = options.w_init ? *options.w_init : rng.uniform();
-  if (data.d == 1 && !data.classification) return run_chapter<T>(options, data, w_init);
-  return run_nd<T>(options, data, w_init);
+  NWModel<T> model(data, options, options.w_init ? *options.w_init : rng.uniform());
+  if (!options.resume_path.empty()) resume(options, data, model);
+  OutputTransaction outputs(options.out_dir);  // checks --out and stages beside it
+  check_output_paths(options, OutputTransaction::output_names());
+  print_data(options, data);
+
+  const Pooled<T> pooled = pool(options, data, model);
+  const bool fused = use_fused(options, data, sizeof(T));
+  const Training training = train(options, data, model, fused);
+  const Prediction<T> prediction = predict(data, model, fused);
+  print_prediction_summary(data, to_vector(prediction.f), prediction.train_accuracy);
+
+  const PlotData plot = plot_data(options, data, pooled, prediction, training, model);
+  nlohmann::json json =
+      common_json(options, data, training, model.w_init, model.epochs_before, fused);
+  if (data.classification) json["train_accuracy"] = prediction.train_accuracy;
+  if (pooled.parzen_total)
+    json["parzen_agreement"] = {{"agree", pooled.parzen_agree}, {"queries", pooled.parzen_total}};
+  const bool figures =
+      stage_outputs(outputs, data, pooled, prediction, plot, json, !options.no_plots);
+  if (options.graph) stage_graph(outputs, data, model);
+  stage_save(outputs, options, data, model);
+  outputs.commit();
+  print_written(options, data, figures, figure_files(plot).size());
+  return 0;
 }
 
 int report(const char* kind, const std::string& message, int status) {
@@ -333,7 +316,7 @@ int report(const char* kind, const std::string& message, int status) {
 int main(int argc, char** argv) {
   // Keep freed memory in the heap instead of returning it to the kernel: every training step frees
   // and reallocates arrays of the same sizes, and on virtual machines the page faults of re-mapping
-  // them cost more than the arithmetic (14x for --impl composed at n = 4000; docs/performance.md).
+  // them cost more than the arithmetic (docs/performance.md).
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   Options options;

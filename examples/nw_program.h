@@ -1,8 +1,9 @@
-// The pieces of the nadaraya_watson program that its two paths share: the chapter's scalar path
-// (examples/nadaraya_watson.cpp: d = 1 regression, exactly the chapter's model and numbers) and
-// the d-dimensional path (examples/nw_nd.cpp: d >= 2, and classification for every d).
+// The nadaraya_watson program's pieces: the model adapter (examples/nw_model.cpp, the one file
+// that calls the model's API) and the helpers of the pipeline (examples/nadaraya_watson.cpp: load,
+// pool, train, predict, write, for every d and both tasks; d = 1 regression is the chapter).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,17 +15,74 @@
 #include "examples/outputs.h"
 #include "examples/plots.h"
 #include "io/checkpoint.h"
+#include "models/nadaraya_watson_nd.h"
 #include "optim/sgd.h"
 
 namespace tapegrad {
 
-// values (n,) -> a tensor of the run's dtype.
+// ---- the model adapter ---------------------------------------------------------------------------
+
+// Everything the program asks of the Nadaraya-Watson model: the data as tensors of the run's dtype,
+// the model with its optimizer, both poolings and the training loss, composed or fused.
+//   X (n, d) training inputs, V (n, C) values (regression: C = 1, V = y; classification: one-hot)
+//   p_ij = softmax_j(-1/2 sum_k ((q_ik - x_jk) w_k)^2),  f_i = sum_j p_ij v_j,  w (1,) or (d,)
+//   losses: squared L = 1/2 sum_i ||f_i - v_i||^2; cross-entropy L = -sum_i log f_i[y_i]
 template <class T>
-Tensor<T> as_tensor(const std::vector<double>& values) {
-  xt::xarray<T> a = xt::zeros<T>({values.size()});
-  for (std::size_t i = 0; i < values.size(); ++i) a(i) = static_cast<T>(values[i]);
-  return Tensor<T>(std::move(a));
-}
+class NWModel {
+ public:
+  // Every coordinate of w starts at w0; --widths, --loss and --keep-self from options.
+  NWModel(const Data& data, const Options& options, double w0);
+
+  std::vector<double> w();
+  NamedTensors<T>& named() { return named_; }  // what a checkpoint holds: {"w", w}
+  SGD<T>& optimizer() { return optimizer_; }
+  const Tensor<T>& x_train() const { return x_train_; }  // (n, d)
+  const Tensor<T>& x_query() const { return x_query_; }  // (n_query, d)
+
+  // Average pooling: mean(y) at each of n_query queries (regression).
+  std::vector<double> average(std::size_t n_query) const;
+  // Nonparametric pooling of the values at queries (rows, d): y_hat (rows, C), weights (rows, n).
+  NWResult<T> nonparametric(const Tensor<T>& queries, Kernel kernel, double sigma) const;
+
+  // Chooses the training loss's ops (the composed ones build the (n, m) pairs here, once); then
+  // each loss() is one epoch's forward.
+  void start_training(bool fused);
+  Tensor<T> loss();
+
+  // Parametric pooling of the training values at queries (rows, d) -> (rows, C). leave_one_out:
+  // the queries are the training inputs and row i skips pair i. attention (when given) receives
+  // the (rows, n) weights.
+  xt::xarray<T> pool(const Tensor<T>& queries, bool fused, bool leave_one_out = false,
+                     xt::xarray<T>* attention = nullptr);
+
+  // --graph: the loss of one composed training step on the training points `points`, at w.
+  Tensor<T> graph_loss(const std::vector<std::size_t>& points, const std::vector<double>& w) const;
+
+  std::vector<double> w_init;  // as given, or the checkpoint's w after --resume
+  long epochs_before = 0;      // epochs done before this run (from --resume)
+
+ private:
+  struct Pairs {  // the composed loss's keys (n, m, d), values (n, m, C) and keys' labels (n, m)
+    Tensor<T> keys, values;
+    xt::xarray<std::int64_t> key_labels;
+  };
+  Pairs pairs(const Tensor<T>& x, const Tensor<T>& v,
+              const std::vector<std::int64_t>& labels) const;
+  Tensor<T> composed_loss(NWKernelRegressionND<T>& net, const Tensor<T>& x, const Tensor<T>& v,
+                          const std::vector<std::int64_t>& labels, const Pairs& pairs) const;
+  xt::xarray<T> predict(const Tensor<T>& queries, xt::xarray<T>* attention);
+
+  Widths widths_;
+  bool leave_one_out_, cross_entropy_, fused_ = false;
+  Tensor<T> x_train_, y_train_, values_, x_query_;  // (n, d), (n, 1), (n, C), (n_query, d)
+  std::vector<std::int64_t> labels_;                // classification: y_train as labels
+  NWKernelRegressionND<T> net_;
+  SGD<T> optimizer_;
+  NamedTensors<T> named_;
+  Pairs pairs_;
+};
+
+// ---- the pipeline's helpers ---------------------------------------------------------------------
 
 // Row-major values (rows * cols) -> a (rows, cols) tensor of the run's dtype.
 template <class T>
@@ -47,15 +105,42 @@ Matrix to_matrix(const xt::xarray<T>& a) {
   return m;
 }
 
+// A (rows, C) estimate as a predictions.csv column: the value (C = 1) or the argmax label.
+template <class T>
+std::vector<double> prediction_column(const xt::xarray<T>& f, bool classification) {
+  if (!classification) return to_vector(f);
+  std::vector<double> labels;
+  for (std::int64_t label : argmax_labels(f)) labels.push_back(double(label));
+  return labels;
+}
+
 double mse(const std::vector<double>& a, const std::vector<double>& b);
+
+// The class with the most training examples, ties to the smallest label.
+std::int64_t majority_label(const std::vector<std::int64_t>& labels, std::size_t classes);
 
 // Rows of numbers as CSV lines (no header), `precision` significant digits.
 std::string matrix_csv(const Matrix& m, int precision);
+// predictions.csv: the query's coordinates (x, or x1..xd), then the three poolings' estimates
+// (values, or labels as integers for classification).
+std::string predictions_csv(const PlotData& plot, int precision);
+// probabilities_*.csv: a header p0..p(C-1), then the rows of p.
+std::string probabilities_csv(const Matrix& p, std::size_t classes, int precision);
 
 // w in words: "0.5" for one number, "[0.5, 0.25]" for a list (per-coordinate widths).
 std::string w_text(const std::vector<double>& w, bool as_list);
 // w in training.json: a number for --widths shared, a list of d numbers for per-coordinate.
 nlohmann::json w_json(const std::vector<double>& w, const Options& options);
+
+// d = 1 regression is the chapter: its lines keep the chapter's words (no d, widths or loss).
+bool is_chapter(const Data& data);
+void print_data(const Options& options, const Data& data);
+void print_training_plan(const Options& options, const Data& data,
+                         const std::vector<double>& w_init, bool fused);
+// The parametric pooling's summary: its leave-one-out accuracy, or its MSE against the truth.
+void print_prediction_summary(const Data& data, const std::vector<double>& parametric,
+                              double accuracy);
+void print_written(const Options& options, const Data& data, bool figures, std::size_t count);
 
 // What training produced: the loss of each epoch, the time, the learned w.
 struct Training {
@@ -79,31 +164,31 @@ void check_training_finite(const Training& training);
 // is the chapter's: d = 1, shared, regression). Returns the epochs done. Throws CheckpointError
 // naming the checkpoint, or UsageError when --epochs would exceed the limit.
 nlohmann::json checkpoint_meta(const Options& options, const Data& data, long epochs_done);
+long checked_epochs_done(const nlohmann::json& meta, const Options& options, const Data& data);
 
 // --save: the checkpoint (w, the optimizer state and checkpoint_meta) written beside its target now
 // and renamed into place by the outputs' commit, with everything else or not at all.
 template <class T>
 void stage_save(OutputTransaction& outputs, const Options& options, const Data& data,
-                const NamedTensors<T>& named, SGD<T>& optimizer, long epochs_done) {
+                NWModel<T>& model) {
   if (options.save_path.empty()) return;
-  outputs.add_rename(stage_checkpoint(options.save_path, named, optimizer,
-                                      checkpoint_meta(options, data, epochs_done)),
+  const nlohmann::json meta = checkpoint_meta(options, data, model.epochs_before + options.epochs);
+  outputs.add_rename(stage_checkpoint(options.save_path, model.named(), model.optimizer(), meta),
                      options.save_path);
 }
-long checked_epochs_done(const nlohmann::json& meta, const Options& options, const Data& data);
 
-// Composed unless --impl says otherwise or the composed ops' intermediates, about `arrays_alive`
-// arrays of (rows, cols) elements of `value_bytes`, exceed --memory-budget (rows x cols is the
-// larger of training's n x m and prediction's n_query x n); prints one line when it switches.
-bool use_fused(const Options& options, std::size_t n, std::size_t n_query, std::size_t value_bytes,
-               double arrays_alive);
+// Composed unless --impl says otherwise or the composed ops' intermediates (composed_arrays_alive
+// arrays of rows x cols elements, the larger of training's n x m and prediction's n_query x n)
+// exceed --memory-budget; prints one line when it switches.
+bool use_fused(const Options& options, const Data& data, std::size_t value_bytes);
+
+// The training points --graph draws: the first 20, plus for classification a second example of
+// any label that appears once among them (leave-one-out cross-entropy needs a key of each row's
+// class; every label has a second example in the training set).
+std::vector<std::size_t> graph_points(const Data& data);
 
 // The fields of training.json that every run has.
 nlohmann::json common_json(const Options& options, const Data& data, const Training& training,
                            const std::vector<double>& w_init, long epochs_before, bool fused);
-
-// The d-dimensional path (examples/nw_nd.cpp): d >= 2 regression, and classification for every d.
-template <class T>
-int run_nd(const Options& options, const Data& data, double w_init);
 
 }  // namespace tapegrad

@@ -6,20 +6,15 @@
 
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
+
+#include "examples/errors.h"
 
 namespace CLI {
 class App;
 }
 
 namespace tapegrad {
-
-// Bad user input that is not about a file line (a flag value, the output directory): the program
-// prints "nadaraya_watson: error: what" and exits 2.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // The bounds of the resource flags and of the input files.
 namespace limits {

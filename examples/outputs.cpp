@@ -60,8 +60,9 @@ bool process_is_gone(pid_t pid) {
   return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-void check_not_directory(const fs::path& out_dir, const std::string& out_flag) {
-  for (const auto& name : OutputTransaction::output_names())
+void check_not_directory(const fs::path& out_dir, const std::string& out_flag,
+                         const std::vector<std::string>& names) {
+  for (const auto& name : names)
     if (is_directory_entry(out_dir / name))
       throw UsageError("--out " + out_flag + ": the output " + (out_dir / name).string() +
                        " is a directory");
@@ -91,7 +92,8 @@ std::vector<std::string> OutputTransaction::output_names() {
   return names;
 }
 
-OutputTransaction::OutputTransaction(const std::string& out_flag) {
+OutputTransaction::OutputTransaction(const std::string& out_flag, std::vector<std::string> names)
+    : names_(std::move(names)) {
   try {
     open(out_flag);
   } catch (...) {
@@ -109,7 +111,7 @@ void OutputTransaction::open(const std::string& out_flag) {
   std::error_code ec;
   if (fs::exists(out, ec) && !fs::is_directory(out, ec))
     throw UsageError("--out " + out_flag + ": exists and is not a directory");
-  check_not_directory(out, out_flag);
+  check_not_directory(out, out_flag, names_);
   if (fs::exists(out, ec) && ::access(out.c_str(), W_OK | X_OK) != 0)
     throw UsageError("--out " + out_flag + ": not writable: " + std::strerror(errno));
   // Missing parents are created now (the staging directory lives there) and removed on failure.
@@ -165,7 +167,7 @@ void OutputTransaction::add_rename(const fs::path& staged, const fs::path& targe
 
 void OutputTransaction::commit() {
   DirectoryLock lock(parent_);
-  check_not_directory(out_dir_, out_dir_.string());  // may have changed while we worked
+  check_not_directory(out_dir_, out_dir_.string(), names_);  // may have changed while we worked
   std::error_code ec;
   if (!fs::is_directory(out_dir_) && !fs::create_directory(out_dir_, ec))
     throw UsageError("--out " + out_dir_.string() + ": cannot create: " + ec.message());
@@ -177,7 +179,7 @@ void OutputTransaction::commit() {
     if (std::rename((staging_dir_ / name).c_str(), (out_dir_ / name).c_str()) != 0)
       throw std::runtime_error("cannot move " + name + " into " + out_dir_.string() + ": " +
                                std::strerror(errno));
-  for (const auto& name : output_names())  // an earlier run's outputs that this run did not make
+  for (const auto& name : names_)  // an earlier run's outputs that this run did not make
     if (std::find(staged_names_.begin(), staged_names_.end(), name) == staged_names_.end())
       fs::remove(out_dir_ / name, ec);
   for (const fs::path& dir : {out_dir_, parent_}) {  // make the renames durable
@@ -187,8 +189,6 @@ void OutputTransaction::commit() {
   fs::remove_all(staging_dir_, ec);
   committed_ = true;
 }
-
-namespace {
 
 bool on_path(const std::string& program) {
   const char* path = std::getenv("PATH");
@@ -203,44 +203,49 @@ bool on_path(const std::string& program) {
   return false;
 }
 
-// Runs `gnuplot plots.gp` in `dir` (no shell) and returns its wait status.
-int run_gnuplot(const fs::path& dir) {
+int run_program(const fs::path& dir, const std::vector<std::string>& argv) {
   const pid_t pid = ::fork();
-  if (pid < 0) throw ToolError(std::string("cannot start gnuplot: ") + std::strerror(errno));
+  if (pid < 0) throw ToolError("cannot start " + argv[0] + ": " + std::strerror(errno));
   if (pid == 0) {
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
-    if (::chdir(dir.c_str()) == 0) ::execlp("gnuplot", "gnuplot", "plots.gp", (char*)nullptr);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (::chdir(dir.c_str()) == 0) ::execvp(args[0], args.data());
     ::_exit(127);
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR)
-      throw ToolError(std::string("waiting for gnuplot: ") + std::strerror(errno));
+    if (errno != EINTR) throw ToolError("waiting for " + argv[0] + ": " + std::strerror(errno));
   return status;
 }
 
-}  // namespace
-
-bool draw_figures(OutputTransaction& outputs, const PlotData& plot_data) {
-  outputs.write("plots.gp", gnuplot_script(plot_data));
+bool run_gnuplot_script(OutputTransaction& outputs, const std::string& program,
+                        const std::string& script, const std::vector<std::string>& figures) {
   if (!on_path("gnuplot")) {
-    std::cerr << "nadaraya_watson: warning: gnuplot not found, figures skipped "
-                 "(apt-get install gnuplot-nox); the script is plots.gp in "
-              << outputs.out_dir().string() << "\n";
+    std::cerr << program
+              << ": warning: gnuplot not found, figures skipped (apt-get install gnuplot-nox); the "
+                 "script is "
+              << script << " in " << outputs.out_dir().string() << "\n";
     return false;
   }
-  const int status = run_gnuplot(outputs.staging_dir());
+  const int status = run_program(outputs.staging_dir(), {"gnuplot", script});
   if (status != 0)
     throw ToolError("gnuplot " + describe_wait_status(status) + "; " + outputs.out_dir().string() +
                     " was left as it was");
-  for (const auto& f : figure_files(plot_data)) {
+  for (const auto& f : figures) {
     if (!fs::is_regular_file(outputs.staging_dir() / f))
       throw ToolError("gnuplot exited with status 0 but did not draw " + f + "; " +
                       outputs.out_dir().string() + " was left as it was");
     outputs.add_written(f);
   }
   return true;
+}
+
+bool draw_figures(OutputTransaction& outputs, const PlotData& plot_data) {
+  outputs.write("plots.gp", gnuplot_script(plot_data));
+  return run_gnuplot_script(outputs, "nadaraya_watson", "plots.gp", figure_files(plot_data));
 }
 
 }  // namespace tapegrad

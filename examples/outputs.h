@@ -19,14 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "examples/errors.h"
 #include "examples/plots.h"
 
 namespace tapegrad {
-
-// An external tool (gnuplot) failed: the program prints the message and exits 1.
-struct ToolError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // "exited with status 3", "was killed by signal 9 (Killed)": a wait status in words.
 std::string describe_wait_status(int status);
@@ -35,13 +31,15 @@ class OutputTransaction {
  public:
   // Checks --out (a directory or absent; none of the output names a directory; writable), creates
   // missing parent directories and the staging directory, and removes stale staging directories
-  // of runs that died. Throws UsageError naming --out.
-  explicit OutputTransaction(const std::string& out_dir);
+  // of runs that died. Throws UsageError naming --out. `names` is every file name the program may
+  // write into --out (nadaraya_watson's by default; commit() removes those this run did not write).
+  explicit OutputTransaction(const std::string& out_dir,
+                             std::vector<std::string> names = output_names());
   ~OutputTransaction();  // not committed: removes the staging directory and created parents
   OutputTransaction(const OutputTransaction&) = delete;
   OutputTransaction& operator=(const OutputTransaction&) = delete;
 
-  // Every file name the program may write into --out.
+  // Every file name the nadaraya_watson program may write into --out.
   static std::vector<std::string> output_names();
   const std::filesystem::path& out_dir() const { return out_dir_; }
   const std::filesystem::path& staging_dir() const { return staging_dir_; }
@@ -61,6 +59,7 @@ class OutputTransaction {
   void open(const std::string& out_flag);
   void abandon();  // removes what this run created
 
+  std::vector<std::string> names_;
   std::filesystem::path out_dir_, parent_, staging_dir_;
   std::vector<std::filesystem::path> created_parents_;  // deepest last
   std::vector<std::string> staged_names_;
@@ -68,9 +67,19 @@ class OutputTransaction {
   bool committed_ = false;
 };
 
-// Writes plots.gp into the transaction's staging directory and, when gnuplot is installed, runs it
-// there to draw figure_files(). Returns false (with a warning on stderr) when gnuplot is not
+// Is `program` an executable on PATH?
+bool on_path(const std::string& program);
+// Runs argv (no shell) in `dir` with stdin from /dev/null; returns its wait status (127: could
+// not be started). Throws ToolError when the process cannot be created or waited for.
+int run_program(const std::filesystem::path& dir, const std::vector<std::string>& argv);
+// Runs gnuplot on `script` (already written into the transaction's staging directory) there, to
+// draw `figures`. Returns false (with a warning on stderr naming `program`) when gnuplot is not
 // installed; throws ToolError with the exit status in words when gnuplot fails.
+bool run_gnuplot_script(OutputTransaction& outputs, const std::string& program,
+                        const std::string& script, const std::vector<std::string>& figures);
+
+// Writes plots.gp into the transaction's staging directory and runs it there (run_gnuplot_script)
+// to draw figure_files().
 bool draw_figures(OutputTransaction& outputs, const PlotData& plot_data);
 
 }  // namespace tapegrad

@@ -195,7 +195,8 @@ std::string gnuplot_script(const std::vector<Pooling>& ps, const std::vector<Out
 int run(const Options& o) {
   Rng rng(o.seed);
   const ChapterData data = make_chapter_data(rng, static_cast<std::size_t>(o.n_train));
-  StagedOutput out(o.out);  // checks --out before any work
+  OutputTransaction out(o.out, {"poolings.csv", "losses.csv", "poolings.gp",
+                                "poolings_attention.png", "poolings_fit.png"});  // checks --out
   std::vector<Pooling> ps = make_poolings(data.x_train.size());
   std::vector<Outcome> rs;
   std::printf(
@@ -222,7 +223,8 @@ int run(const Options& o) {
   out.write("losses.csv", losses.str() + "\n");
   out.write("poolings.gp", gnuplot_script(ps, rs, data));
   if (!o.no_plots)
-    out.plot("poolings", "poolings.gp", {"poolings_attention.png", "poolings_fit.png"});
+    run_gnuplot_script(out, "poolings", "poolings.gp",
+                       {"poolings_attention.png", "poolings_fit.png"});
   out.commit();
   std::cout << "\nwrote poolings.csv, losses.csv, poolings.gp"
             << (o.no_plots ? "" : ", poolings_attention.png, poolings_fit.png") << " in " << o.out

@@ -23,7 +23,7 @@ The contract, as torch code:
               K(||q_i - x_j|| / sigma) normalised per row
   labels      argmax, ties to the smallest label; average pooling predicts the majority class
 
-The C++ test (tests/models/test_cli_nd_torch.cpp) reads the JSON; Python is not needed at test
+The C++ test (tests/examples/test_cli_nd_torch.cpp) reads the JSON; Python is not needed at test
 time. Re-run with /usr/bin/python3 tests/reference/nd_cli/make_nd_cli_reference.py (torch 1.13).
 """
 

@@ -1,4 +1,4 @@
-// The nadaraya_watson program under hostile use (issue 9): concurrent runs into one --out, a
+// The nadaraya_watson program under hostile use: concurrent runs into one --out, a
 // failing gnuplot, an output name that is a directory, endless input under a memory limit, values
 // float32 cannot hold, flags out of bounds, late validation, checkpoints wrong in meaning with a
 // valid checksum, and the choice of implementation. Every failure must exit 2 (1 for a failing
@@ -49,7 +49,7 @@ bool have_gnuplot() {
 
 }  // namespace
 
-// Issue 9, case 1: two processes into one --out, many rounds. Each round's --out must equal, file
+// Two processes into one --out, many rounds. Each round's --out must equal, file
 // for file, the solo output of the run its training.json names; both runs exit 0; no debris.
 TEST(CliReliability, ConcurrentRunsNeverMixOrTear) {
   TempDir dir;
@@ -83,7 +83,7 @@ TEST(CliReliability, ConcurrentRunsNeverMixOrTear) {
   EXPECT_EQ(debris(dir.path(), {"1", "2", "shared", "a.txt", "b.txt"}), std::vector<std::string>());
 }
 
-// Issue 9, case 2: a gnuplot that fails (exit status 3, or killed by a signal) leaves --out as it
+// A gnuplot that fails (exit status 3, or killed by a signal) leaves --out as it
 // was, byte for byte, with no temporaries, and the message gives the status in words.
 TEST(CliReliability, FailingGnuplotLeavesPreviousOutputs) {
   TempDir dir;
@@ -107,7 +107,7 @@ TEST(CliReliability, FailingGnuplotLeavesPreviousOutputs) {
   }
 }
 
-// Issue 9, case 2: an output name that is a directory is refused before any work (exit 2), and
+// An output name that is a directory is refused before any work (exit 2), and
 // nothing in --out changes.
 TEST(CliReliability, OutputNameThatIsADirectory) {
   TempDir dir;
@@ -126,7 +126,7 @@ TEST(CliReliability, OutputNameThatIsADirectory) {
                         "not a directory");
 }
 
-// Issue 9, case 3: input that never ends a line, or never ends, is refused in bounded memory:
+// Input that never ends a line, or never ends, is refused in bounded memory:
 // under a 1 GiB address-space limit (the program maps ~0.3 GiB of libraries and heap), /dev/zero,
 // an endless line without NUL bytes and an endless file of valid rows all exit 2.
 TEST(CliReliability, EndlessInputUnderAMemoryLimit) {
@@ -153,7 +153,7 @@ TEST(CliReliability, EndlessInputUnderAMemoryLimit) {
   EXPECT_FALSE(fs::exists(dir / "out"));
 }
 
-// Issue 9, case 4: values the dtype cannot hold are refused before any work, naming the flag or
+// Values the dtype cannot hold are refused before any work, naming the flag or
 // the file and line.
 TEST(CliReliability, Float32OverflowInputs) {
   TempDir dir;
@@ -186,7 +186,7 @@ TEST(CliReliability, Float32OverflowInputs) {
   EXPECT_EQ(r.status, 0) << r.err;
 }
 
-// Issue 9, case 7: resource flags outside their stated bounds.
+// Resource flags outside their stated bounds.
 TEST(CliReliability, ResourceFlagsHaveBounds) {
   TempDir dir;
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -213,7 +213,7 @@ TEST(CliReliability, ResourceFlagsHaveBounds) {
             0);
 }
 
-// Issue 9, case 6: --save and --out are checked before the first epoch; --save never overwrites an
+// --save and --out are checked before the first epoch; --save never overwrites an
 // input; a read-only --out stops the run before the checkpoint is written.
 TEST(CliReliability, OutputsValidatedBeforeTraining) {
   TempDir dir;
@@ -253,7 +253,7 @@ TEST(CliReliability, OutputsValidatedBeforeTraining) {
   EXPECT_EQ(debris(dir.path(), {"train.csv", "o2", "a_file", "ro"}), std::vector<std::string>());
 }
 
-// Issue 9, case 5: checkpoints with a valid checksum but wrong in meaning exit 2 with one line
+// Checkpoints with a valid checksum but wrong in meaning exit 2 with one line
 // naming the checkpoint, before any epoch.
 TEST(CliReliability, CheckpointsValidatedByMeaning) {
   TempDir dir;
@@ -310,7 +310,7 @@ TEST(CliReliability, CheckpointsValidatedByMeaning) {
   EXPECT_NE(r.out.find("epoch 4, loss"), std::string::npos) << r.out;
 }
 
-// Issue 8: no --impl runs the chapter's composed ops and says so; over --memory-budget it switches
+// No --impl runs the chapter's composed ops and says so; over --memory-budget it switches
 // to the fused op in one line; --impl forces either; training.json records "impl".
 TEST(CliReliability, DefaultImplIsComposedWithinTheMemoryBudget) {
   TempDir dir;

@@ -1,4 +1,4 @@
-// The nadaraya_watson program on vectors and on classes (issue 11), against PyTorch through the
+// The nadaraya_watson program on vectors and on classes, against PyTorch through the
 // program's contract: tests/reference/nd_cli/make_nd_cli_reference.py implements the contract in
 // torch float64 and committed its numbers (nd_cli_reference.json). Each case runs the program on
 // the case's CSV files and flags, and compares predictions.csv, the probability files and

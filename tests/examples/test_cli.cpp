@@ -15,10 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../models/model_test_util.h"
 #include "cli_test_util.h"
 #include "examples/csv.h"
 #include "examples/plots.h"
-#include "model_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace tapegrad;
