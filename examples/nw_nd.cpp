@@ -23,7 +23,7 @@
 #include "examples/nw_program.h"
 #include "examples/outputs.h"
 #include "models/checkpoint.h"
-#include "models/nadaraya_watson_nd.h"
+#include "models/nadaraya_watson.h"
 #include "models/parzen.h"
 #include "models/sgd.h"
 #include "ops/attention_nd.h"
@@ -59,7 +59,7 @@ std::int64_t majority_label(const std::vector<std::int64_t>& labels, std::size_t
 
 template <class T>
 struct NDModel {
-  NWKernelRegressionND<T> net;
+  NWKernelRegression<T> net;
   SGD<T> optimizer;
   NamedTensors<T> named;       // what a checkpoint holds: {"w", w}, w of shape (1,) or (d,)
   std::vector<double> w_init;  // every coordinate starts at one value, unless resumed
@@ -134,8 +134,8 @@ NDPooled<T> pool(const Options& options, const Data& data, const NDTensors<T>& t
   std::ostringstream label;
   label << to_string(kernel) << ", sigma = " << options.sigma;
   pooled.kernel_label = label.str();
-  pooled.nonparametric = nadaraya_watson_nd(tensors.x_train, tensors.values, tensors.x_query,
-                                            kernel, static_cast<T>(options.sigma));
+  pooled.nonparametric = nadaraya_watson(tensors.x_train, tensors.values, tensors.x_query, kernel,
+                                         static_cast<T>(options.sigma));
   std::cout << "nonparametric pooling (" << pooled.kernel_label << ")";
   if (truth && !data.classification)
     std::cout << ": MSE vs truth "
@@ -213,7 +213,7 @@ Training train(const Options& options, const Data& data, const NDTensors<T>& ten
   TrainingPairs<T> pairs;
   if (!fused) {
     std::tie(pairs.keys, pairs.values) =
-        training_keys_values_nd(tensors.x_train, tensors.values, leave_one_out);
+        training_keys_values(tensors.x_train, tensors.values, leave_one_out);
     if (cross_entropy) pairs.key_labels = training_key_labels(tensors.labels, leave_one_out);
   }
   print_training_plan(options, model.w_init, data.n_train(), fused);
@@ -289,7 +289,7 @@ double train_accuracy(const NDTensors<T>& tensors, NDModel<T>& model, bool fused
   if (fused) {
     p = nw_attention_pool_nd(x, x, tensors.values, model.net.w(), true).value();
   } else {
-    auto [keys, values] = training_keys_values_nd(x, tensors.values, true);
+    auto [keys, values] = training_keys_values(x, tensors.values, true);
     p = model.net.forward(x, keys, values).value();
   }
   const std::vector<std::int64_t> predicted = argmax_labels(p);
@@ -361,8 +361,8 @@ void plane_estimates(const Options& options, const Data& data, const NDTensors<T
                                      plot.plane.begin() + 2 * (start + rows));
     const Tensor<T> q = as_tensor<T>(points, rows, 2);
     const NWResult<T> np =
-        nadaraya_watson_nd(tensors.x_train, tensors.values, q, kernel_from_string(options.kernel),
-                           static_cast<T>(options.sigma));
+        nadaraya_watson(tensors.x_train, tensors.values, q, kernel_from_string(options.kernel),
+                        static_cast<T>(options.sigma));
     const Tensor<T> p = model.net.predict(q, tensors.x_train, tensors.values);
     for (double v : prediction_column(np.y_hat.value(), data.classification))
       plot.plane_nonparametric.push_back(v);
@@ -472,9 +472,9 @@ void stage_graph(OutputTransaction& outputs, const Options& options, const Data&
   std::vector<std::int64_t> labels;
   for (std::size_t i : points)
     if (data.classification) labels.push_back(data.labels[i]);
-  NWKernelRegressionND<T> net(data.d, widths_from_string(options.widths), T(0));
+  NWKernelRegression<T> net(data.d, widths_from_string(options.widths), T(0));
   for (std::size_t k = 0; k < w_init.size(); ++k) net.w().mutable_value()(k) = T(w_init[k]);
-  auto [keys, values] = training_keys_values_nd(x, v, leave_one_out);
+  auto [keys, values] = training_keys_values(x, v, leave_one_out);
   const Tensor<T> f = net.forward(x, keys, values);
   const Tensor<T> loss =
       loss_name(options) == "cross-entropy"
