@@ -1,5 +1,5 @@
 // The model adapter of the nadaraya_watson program (examples/nw_program.h): the one file that calls
-// the Nadaraya-Watson model's API (models/nadaraya_watson_nd.h) and its fused ops
+// the Nadaraya-Watson model's API (models/nadaraya_watson.h) and its fused ops
 // (ops/attention_nd.h), for every d (d = 1 is the chapter's model) and both tasks.
 #include <algorithm>
 #include <tuple>
@@ -7,7 +7,7 @@
 #include <xtensor/xview.hpp>
 
 #include "examples/nw_program.h"
-#include "models/nadaraya_watson_nd.h"
+#include "models/nadaraya_watson.h"
 #include "ops/attention_nd.h"
 #include "tapegrad.h"
 
@@ -41,21 +41,21 @@ std::vector<double> NWModel<T>::average(std::size_t n_query) const {
 
 template <class T>
 NWResult<T> NWModel<T>::nonparametric(const Tensor<T>& queries, Kernel kernel, double sigma) const {
-  return nadaraya_watson_nd(x_train_, values_, queries, kernel, static_cast<T>(sigma));
+  return nadaraya_watson(x_train_, values_, queries, kernel, static_cast<T>(sigma));
 }
 
 template <class T>
 typename NWModel<T>::Pairs NWModel<T>::pairs(const Tensor<T>& x, const Tensor<T>& v,
                                              const std::vector<std::int64_t>& labels) const {
   Pairs p;
-  std::tie(p.keys, p.values) = training_keys_values_nd(x, v, leave_one_out_);
+  std::tie(p.keys, p.values) = training_keys_values(x, v, leave_one_out_);
   if (cross_entropy_) p.key_labels = training_key_labels(labels, leave_one_out_);
   return p;
 }
 
 // The model's forward on the training pairs, then the loss from its output or its logits.
 template <class T>
-Tensor<T> NWModel<T>::composed_loss(NWKernelRegressionND<T>& net, const Tensor<T>& x,
+Tensor<T> NWModel<T>::composed_loss(NWKernelRegression<T>& net, const Tensor<T>& x,
                                     const Tensor<T>& v, const std::vector<std::int64_t>& labels,
                                     const Pairs& pairs) const {
   const Tensor<T> f = net.forward(x, pairs.keys, pairs.values);  // (n, C)
@@ -82,7 +82,7 @@ template <class T>
 xt::xarray<T> NWModel<T>::pool(const Tensor<T>& queries, bool fused, bool leave_one_out,
                                xt::xarray<T>* attention) {
   if (leave_one_out && !fused) {
-    const auto [keys, values] = training_keys_values_nd(x_train_, values_, true);
+    const auto [keys, values] = training_keys_values(x_train_, values_, true);
     return net_.forward(x_train_, keys, values).value();
   }
   if (!fused) return predict(queries, attention);
@@ -117,7 +117,7 @@ Tensor<T> NWModel<T>::graph_loss(const std::vector<std::size_t>& points,
   std::vector<std::int64_t> labels;
   for (std::size_t i : points)
     if (!labels_.empty()) labels.push_back(labels_[i]);
-  NWKernelRegressionND<T> net(x_train_.shape()[1], widths_, T(0));
+  NWKernelRegression<T> net(x_train_.shape()[1], widths_, T(0));
   for (std::size_t k = 0; k < w.size(); ++k) net.w().mutable_value()(k) = T(w[k]);
   return composed_loss(net, x, v, labels, pairs(x, v, labels));
 }

@@ -15,7 +15,7 @@
 #include "examples/outputs.h"
 #include "examples/plots.h"
 #include "io/checkpoint.h"
-#include "models/nadaraya_watson_nd.h"
+#include "models/nadaraya_watson.h"
 #include "optim/sgd.h"
 
 namespace tapegrad {
@@ -68,7 +68,7 @@ class NWModel {
   };
   Pairs pairs(const Tensor<T>& x, const Tensor<T>& v,
               const std::vector<std::int64_t>& labels) const;
-  Tensor<T> composed_loss(NWKernelRegressionND<T>& net, const Tensor<T>& x, const Tensor<T>& v,
+  Tensor<T> composed_loss(NWKernelRegression<T>& net, const Tensor<T>& x, const Tensor<T>& v,
                           const std::vector<std::int64_t>& labels, const Pairs& pairs) const;
   xt::xarray<T> predict(const Tensor<T>& queries, xt::xarray<T>* attention);
 
@@ -76,7 +76,7 @@ class NWModel {
   bool leave_one_out_, cross_entropy_, fused_ = false;
   Tensor<T> x_train_, y_train_, values_, x_query_;  // (n, d), (n, 1), (n, C), (n_query, d)
   std::vector<std::int64_t> labels_;                // classification: y_train as labels
-  NWKernelRegressionND<T> net_;
+  NWKernelRegression<T> net_;
   SGD<T> optimizer_;
   NamedTensors<T> named_;
   Pairs pairs_;

@@ -53,7 +53,7 @@ Tn param(double v, std::size_t n = 1) {
 
 std::vector<Pooling> make_poolings(std::size_t n) {
   auto gauss = [](const Tn& d, const std::vector<Tn>& p) {
-    return softmax(gaussian_logits(d, p[0]), 1);  // -((d w)^2) / 2, shifted per row
+    return softmax(square(d * p[0]) * -0.5, 1);  // the book's -((d w)^2) / 2
   };
   std::vector<Pooling> ps;
   ps.push_back({"gaussian", "-((x - x_i) w)^2 / 2", {param(1)}, gauss});

@@ -1,110 +1,153 @@
 // Attention pooling for kernel regression (d2l, "Attention Pooling: Nadaraya-Watson Kernel
-// Regression"): queries x attend to keys x_i and pool values y_i.
+// Regression", and the 2nd edition's "Attention Pooling by Similarity"): queries q attend to keys
+// x_j and pool values v_j, in any dimension d; the chapter's 1-D model is the case d = 1.
 //
-//   average pooling          f(x) = (1/n) sum_i y_i
-//   Nadaraya-Watson          f(x) = sum_i alpha(x, x_i) y_i,
-//                            alpha(x, x_i) = K(x - x_i) / sum_j K(x - x_j)
-//   parametric (learned w)   f(x) = sum_i softmax_i(-((x - x_i) w)^2 / 2) y_i
+//   average pooling   f(q) = (1/m) sum_j v_j
+//   Nadaraya-Watson   f(q) = sum_j alpha(q, x_j) v_j,  alpha(q, x_j) = K(q - x_j) / sum_l K(q - x_l)
+//   parametric        f(q) = sum_j softmax_j(-||(q - x_j) w||^2 / 2) v_j,  w learned
+//
+// Shapes: inputs (m,) are the book's, d = 1; inputs (m, d) are vectors. Values (m,) give outputs
+// (n,); values (m, C) give (n, C): C = 1 for regression, C classes for one-hot labels (the
+// outputs are then class probabilities). w is (1,), one width shared by every coordinate, or (d,).
 #pragma once
 
-#include <functional>
+#include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "autograd/tensor.h"
 
 namespace tapegrad {
 
-// f(x) = mean(y_train) for every one of n_query queries, shape (n_query,).
+// f(q) = mean(values) for each of n_query queries: values (m,) -> (n_query,).
 template <class T>
-Tensor<T> average_pooling(const Tensor<T>& y_train, std::size_t n_query);
+Tensor<T> average_pooling(const Tensor<T>& values, std::size_t n_query);
 
-// Kernels of the 2nd edition, applied to u = d / sigma (d = query - key, sigma the width):
-//   gaussian     exp(-u^2 / 2)            boxcar        1 if |u| < 1, else 0
-//   constant     1                         epanechikov   max(0, 1 - |u|)
+// Kernels of the 2nd edition, applied to u = ||q - x|| / sigma (sigma the width):
+//   gaussian     exp(-u^2 / 2)            boxcar        1 if u < 1, else 0
+//   constant     1                         epanechikov   max(0, 1 - u)
 enum class Kernel { Gaussian, Boxcar, Constant, Epanechikov };
-Kernel kernel_from_string(
-    const std::string& name);  // throws std::invalid_argument on unknown names
+Kernel kernel_from_string(const std::string& name);  // throws std::invalid_argument if unknown
 std::string to_string(Kernel k);
 double kernel_value(Kernel k, double u);
 
-// What to do with a query whose kernel row is all zero (a compact kernel, boxcar or epanechikov,
-// with no training input within sigma of the query): the weights 0/0 are undefined.
-//   Nearest: give all weight to the nearest training input (the limit of shrinking the kernel).
-//   Throw:   throw std::domain_error naming the query.
+// A row of zeros (boxcar or epanechikov, no training input within sigma) has weights 0/0. Nearest:
+// all weight on its nearest input (the kernel's limit as it shrinks). Throw: std::domain_error.
 enum class EmptyRow { Nearest, Throw };
-
-// Kernel weights from distances dist (n_query, n_train) >= 0 for the compact and constant kernels:
-// K(dist / sigma) normalised per row. A row whose kernel values are all 0 (no training input within
-// sigma) falls back to its nearest training input (the first of equally near ones; empty_rows
-// counts them) or throws std::domain_error "op: query <query_name(q)> has no training input ...",
-// as `empty` says. Shared by nadaraya_watson and nadaraya_watson_nd (plain loops: not
-// differentiated).
-template <class T>
-xt::xarray<T> compact_kernel_weights(const xt::xarray<T>& dist, Kernel kernel, T sigma,
-                                     EmptyRow empty, std::size_t& empty_rows, const std::string& op,
-                                     const std::function<std::string(std::size_t)>& query_name);
 
 template <class T>
 struct NWResult {
-  Tensor<T> y_hat;             // (n_query,)
-  Tensor<T> weights;           // (n_query, n_train), rows sum to 1
-  std::size_t empty_rows = 0;  // queries that fell back to the nearest training input
+  Tensor<T> y_hat, weights;    // (n,) or (n, C) as the values; (n, m), rows summing to 1
+  std::size_t empty_rows = 0;  // queries that fell back to their nearest training input
 };
 
-// Nonparametric Nadaraya-Watson estimates and attention weights for queries x_query.
-// The gaussian rows are softmax(gaussian_logits(d, 1 / sigma)) (ops/attention.h) and y_hat =
-// weights matmul y_train: finite for queries far from every key.
+// Nonparametric pooling: x_train (m,) or (m, d), values (m,) or (m, C), x_query (n,) or (n, d).
+// Gaussian weights: softmax(nw_logits(x_query, x_train, 1 / sigma)), from ops; the others:
+// K(||q - x|| / sigma) normalised per row (plain loops). y_hat = weights matmul values.
 template <class T>
-NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& y_train,
+NWResult<T> nadaraya_watson(const Tensor<T>& x_train, const Tensor<T>& values,
                             const Tensor<T>& x_query, Kernel kernel, T sigma = T(1),
                             EmptyRow empty = EmptyRow::Nearest);
 
-// Keys and values for training. With leave_one_out (the chapter's choice), row i holds every
-// training pair except (x_i, y_i): shape (n, n - 1), built as the chapter does,
-// X_tile[~eye].reshape(n, n - 1). Without it, row i holds all n pairs, including x_i's own, which
-// lets w grow without bound: the model learns to copy y_i (see docs/chapter.md).
+// One width for every coordinate (w of shape (1,)) or one per coordinate (w of shape (d,)).
+enum class Widths { Shared, PerCoordinate };
+Widths widths_from_string(const std::string& name);  // "shared" | "per-coordinate"; else throws
+std::string to_string(Widths widths);
+
+// The Gaussian attention logits, composed from ops (the algebra is in nadaraya_watson.cpp):
+//   l_ij = -||(q_i - k_ij) w||^2 / 2 + ||(q_i - x*_i) w||^2 / 2
+// queries (n, d), keys (n, m, d) (each query its own) or (m, d) (shared), w (1,) or (d,) -> (n, m).
+// x*_i, query i's nearest key, is a constant: the shift is one number per row, so softmax(l) is
+// the book's softmax(-||(q - k) w||^2 / 2), as is every gradient through it. The nearest key's
+// logit is exactly 0: a row never underflows to all zeros, however far the query.
+template <class T>
+Tensor<T> nw_logits(const Tensor<T>& queries, const Tensor<T>& keys, const Tensor<T>& w);
+
+// Keys and values for training, as the chapter builds them (X_tile[~eye].reshape(n, n - 1)): with
+// leave_one_out, row i holds every pair but (x_i, v_i): x_train (n,) or (n, d) -> keys (n, n - 1)
+// or (n, n - 1, d), values (n,) or (n, C) likewise. Without it every row holds all n pairs, which
+// lets w grow without bound: the model learns to copy v_i (docs/chapter.md).
 template <class T>
 std::pair<Tensor<T>, Tensor<T>> training_keys_values(const Tensor<T>& x_train,
-                                                     const Tensor<T>& y_train,
+                                                     const Tensor<T>& values,
                                                      bool leave_one_out = true);
 
-// Keys and values for prediction: every query sees all n_train pairs, shape (n_query, n_train).
+// Keys and values for prediction, as the chapter builds them: each of n_query rows holds all m
+// pairs (x_train.repeat((n_query, 1)), and the same for values).
 template <class T>
-std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>& x_train,
-                                                  const Tensor<T>& y_train, std::size_t n_query);
+std::pair<Tensor<T>, Tensor<T>> query_keys_values(const Tensor<T>& x_train, const Tensor<T>& values,
+                                                  std::size_t n_query);
 
-// The chapter's parametric attention pooling with one learnable scalar w, shape (1,).
+// The largest class count: one-hot values are dense (n, C); labels below 2^24 are exact in float32.
+constexpr std::size_t kMaxClasses = std::size_t(1) << 24;
+
+// torch.nn.functional.one_hot: labels in 0..num_classes-1 (n,) -> (n, num_classes). Throws
+// std::invalid_argument for num_classes outside 1..kMaxClasses or a label out of range.
+template <class T>
+Tensor<T> one_hot(const std::vector<std::int64_t>& labels, std::size_t num_classes);
+
+// The labels of training_keys_values' keys, for nw_cross_entropy: labels (n,) -> (n, n - 1) with
+// leave_one_out (row i: every label but labels[i], in order), else (n, n).
+xt::xarray<std::int64_t> training_key_labels(const std::vector<std::int64_t>& labels,
+                                             bool leave_one_out = true);
+
+// L = 1/2 sum ||p - target||^2 over every element; p and target of one shape.
+template <class T>
+Tensor<T> squared_loss(const Tensor<T>& p, const Tensor<T>& target);
+
+// The cross-entropy of the class probabilities p_i[c] = sum_{j: key_labels_ij = c} softmax_j(l_i)
+// from the logits l (n, m) (model.logits() after forward), stably:
+//   L = -sum_i log p_i[y_i] = sum_i (logsumexp_j l_ij - logsumexp_{j: key_labels_ij = y_i} l_ij)
+// key_labels (n, m), labels y (n,). A row without a key of its own class throws (p = 0, L = inf).
+template <class T>
+Tensor<T> nw_cross_entropy(const Tensor<T>& logits, const xt::xarray<std::int64_t>& key_labels,
+                           const std::vector<std::int64_t>& labels);
+
+// The class of largest probability in each row of p (n, C), ties to the smallest label.
+template <class T>
+std::vector<std::int64_t> argmax_labels(const xt::xarray<T>& p);
+
+// The chapter's parametric attention pooling, for inputs of dimension d, learning w.
 template <class T>
 class NWKernelRegression {
  public:
+  // The book's model: d = 1, one width w = (w_init).
   explicit NWKernelRegression(T w_init);
+  // d coordinates, w of shape (1,) or (d,), every coordinate starting at w_init.
+  NWKernelRegression(std::size_t d, Widths widths, T w_init);
 
-  // queries (n,), keys (n, m), values (n, m) -> predictions (n,).
-  //   queries' = queries.repeat_interleave(m).reshape(n, m)          (n, m): row i is q_i
-  //   attention_weights = softmax(-((queries' - keys) * w)^2 / 2, axis 1)   (n, m)
-  //                       (the logits through gaussian_logits, ops/attention.h)
-  //   out = bmm(attention_weights.unsqueeze(1), values.unsqueeze(-1))       (n, 1, 1) -> (n,)
+  // Each query with its own keys and values (the chapter's training layout):
+  //   queries (n,),   keys (n, m),    values (n, m)     -> (n,)    the book's shapes: d = 1
+  //   queries (n, d), keys (n, m, d), values (n, m, C)  -> (n, C)
+  //   logits = nw_logits(queries, keys, w)                    (n, m)
+  //   attention_weights = softmax(logits, 1)                  (n, m)
+  //   out = bmm(attention_weights.unsqueeze(1), values)       (n, 1, C) -> (n, C) or (n,)
   Tensor<T> forward(const Tensor<T>& queries, const Tensor<T>& keys, const Tensor<T>& values);
   Tensor<T> operator()(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v) {
     return forward(q, k, v);
   }
 
-  // The same model through the fused op (ops/attention.h): keys x_train (m,) and values y_train
-  // (m,) are shared by every query, and leave_one_out drops pair i from query i (queries must then
-  // be x_train). O(n + m) memory instead of (n, m) matrices; attention_weights() is not kept (ask
-  // nw_attention_weights for the matrix when you need it).
-  Tensor<T> forward_fused(const Tensor<T>& queries, const Tensor<T>& x_train,
-                          const Tensor<T>& y_train, bool leave_one_out);
+  // Every query sees every training pair: queries (n,) or (n, d), x_train (m,) or (m, d), values
+  // (m,) or (m, C) -> (n,) or (n, C), through matmul(attention_weights (n, m), values).
+  Tensor<T> predict(const Tensor<T>& queries, const Tensor<T>& x_train, const Tensor<T>& values);
 
+  // predict through the fused op, O(n + m) memory (with leave_one_out, queries are x_train and
+  // query i skips pair i); logits() and attention_weights() are not kept.
+  Tensor<T> forward_fused(const Tensor<T>& queries, const Tensor<T>& x_train,
+                          const Tensor<T>& values, bool leave_one_out);
+
+  std::size_t d() const { return d_; }
   Tensor<T>& w() { return w_; }
   std::vector<Tensor<T>> parameters() { return {w_}; }
-  // The weights of the last forward, (n, m), kept for plotting as the chapter does.
+  // The last forward's or predict's logits and weights (n, m), for the cross-entropy and the plots.
+  const Tensor<T>& logits() const { return logits_; }
   const Tensor<T>& attention_weights() const { return attention_weights_; }
 
  private:
-  Tensor<T> w_;
-  Tensor<T> attention_weights_;
+  void check_d(const std::string& op, const Tensor<T>& x, const char* name) const;
+  std::size_t d_;
+  Tensor<T> w_, logits_, attention_weights_;
 };
 
 }  // namespace tapegrad

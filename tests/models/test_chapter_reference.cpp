@@ -2,7 +2,9 @@
 // chapter's own PyTorch code run in float64 (make_chapter_reference.py) on fixed data.
 //
 // float64 must agree to 1e-9 relative: the same formulas in the same precision, differing only in
-// summation order. float32 must agree with the float64 reference to 1e-4 relative.
+// summation order. float32 must agree with the float64 reference to 1e-4 relative, and with
+// PyTorch's own float32 run of the chapter (the reference's "float32") to 1e-6: what a float32
+// program prints, up to rounding in the last digit.
 // Both formulations of the parametric model are checked: the chapter's composed ops
 // (NWKernelRegression::forward on (n, n - 1) key/value matrices) and the fused op (forward_fused).
 #include <gtest/gtest.h>
@@ -219,4 +221,50 @@ TEST(Chapter, NonparametricAndAverageMatchTorch) {
   EXPECT_TRUE(within_rel(
       "float32 nonparametric predictions",
       max_rel_diff(to_vec(rf.y_hat), json_vec(ref["nonparametric"]["predictions"])), 1e-4));
+}
+
+// The float32 chapter against PyTorch's float32 run: losses per epoch, learned w, predictions, the
+// loss at five w and the nonparametric predictions, to 1e-6 relative. dL/dw at five w to 1e-5: it
+// sums terms of both signs, so its float32 rounding is relative to the terms, not to the sum (at
+// w = 10 the sum is 1/50 of its largest term).
+TEST(Chapter, Float32MatchesTorchFloat32) {
+  const auto& ref = reference()["float32"];
+  const auto& d = ref_data();
+  const Tensor<float> x = to_tensor<float>(d.x_train), y = to_tensor<float>(d.y_train);
+  const Tensor<float> q = to_tensor<float>(d.x_query);
+  const double tol = 1e-6;
+  for (Impl impl : {Impl::Composed, Impl::Fused}) {
+    const std::string name = tname<float>(impl);
+    TrainRun<float> r = train<float>(impl, true);
+    EXPECT_TRUE(
+        within_rel(name + " loss per epoch", max_rel_diff(r.loss, json_vec(ref["loss"])), tol));
+    EXPECT_TRUE(within_rel(name + " final w", rel_diff(r.w, ref["w"].get<double>()), tol));
+    NoGradGuard no_grad;
+    auto [keys, values] = query_keys_values(x, y, d.x_query.size());
+    const Tensor<float> pred =
+        impl == Impl::Fused ? r.net.forward_fused(q, x, y, false) : r.net(q, keys, values);
+    EXPECT_TRUE(within_rel(name + " predictions",
+                           max_rel_diff(to_vec(pred), json_vec(ref["predictions"])), tol));
+  }
+  for (Impl impl : {Impl::Composed, Impl::Fused}) {
+    std::vector<double> losses, grads;
+    auto [keys, values] = training_keys_values(x, y);
+    for (double w : json_vec(reference()["grad"]["w"])) {
+      NWKernelRegression<float> net(static_cast<float>(w));
+      const Tensor<float> f =
+          impl == Impl::Fused ? net.forward_fused(x, x, y, true) : net(x, keys, values);
+      Tensor<float> l = sum(mse_loss(f, y, "none") * 0.5f);
+      l.backward();
+      losses.push_back(l.item());
+      grads.push_back(net.w().grad()(0));
+    }
+    EXPECT_TRUE(within_rel(tname<float>(impl) + " loss at five w",
+                           max_rel_diff(losses, json_vec(ref["grad_loss"])), tol));
+    EXPECT_TRUE(within_rel(tname<float>(impl) + " dL/dw at five w",
+                           max_rel_diff(grads, json_vec(ref["dloss_dw"])), 10 * tol));
+  }
+  const NWResult<float> r = nadaraya_watson(x, y, q, Kernel::Gaussian, 1.0f);
+  EXPECT_TRUE(within_rel("float32 nonparametric predictions",
+                         max_rel_diff(to_vec(r.y_hat), json_vec(ref["nonparametric_predictions"])),
+                         tol));
 }

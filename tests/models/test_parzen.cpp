@@ -10,7 +10,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "data/datasets.h"
-#include "models/nadaraya_watson_nd.h"
+#include "models/nadaraya_watson.h"
 #include "models/parzen.h"
 
 using namespace tapegrad;
@@ -52,8 +52,8 @@ template <class T>
 std::vector<std::int64_t> nw_decisions(const Labelled& data, std::size_t classes,
                                        const xt::xarray<double>& queries, double sigma) {
   const Tensor<T> x{xt::xarray<T>(data.x)}, q{xt::xarray<T>(queries)};
-  const NWResult<T> r = nadaraya_watson_nd(x, one_hot<T>(data.y, classes), q, Kernel::Gaussian,
-                                           static_cast<T>(sigma));
+  const NWResult<T> r =
+      nadaraya_watson(x, one_hot<T>(data.y, classes), q, Kernel::Gaussian, static_cast<T>(sigma));
   return decide<T>(r.y_hat.value());
 }
 

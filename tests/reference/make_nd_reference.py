@@ -1,4 +1,4 @@
-"""PyTorch float64 reference numbers for models/nadaraya_watson_nd.h and the logsumexp op.
+"""PyTorch float64 reference numbers for models/nadaraya_watson.h (vectors and classes) and logsumexp.
 
 Run offline with the system PyTorch (tests never need Python):
     /usr/bin/python3 tests/reference/make_nd_reference.py
@@ -48,7 +48,8 @@ def finish(case, inputs, outputs, G=None):
 
 
 def weighted_sq_distances(q, keys, w):
-    """s_ij = sum_k ((q_ik - keys_ijk) w_k)^2; keys (m, d) are shared by every query."""
+    """s_ij = sum_k ((q_ik - keys_ijk) w_k)^2; keys (m, d) are shared by every query. The C++ test
+    checks nw_logits against it: -2 nw_logits plus the shift nw_logits drops is s."""
     k = keys if keys.dim() == 3 else keys.unsqueeze(0).expand(q.shape[0], -1, -1)
     return (((q.unsqueeze(1) - k) * w) ** 2).sum(-1)
 
@@ -99,7 +100,7 @@ def distance_cases():
 
 
 def forward_cases():
-    """NWKernelRegressionND.forward: queries (n, d), keys (n, m, d), values (n, m, C)."""
+    """NWKernelRegression.forward: queries (n, d), keys (n, m, d), values (n, m, C)."""
     cases = []
     n, m = 4, 3
     for d in (1, 2, 3):
@@ -115,7 +116,7 @@ def forward_cases():
 
 
 def predict_cases():
-    """NWKernelRegressionND.predict: queries (n, d), x_train (m, d), values (m, C)."""
+    """NWKernelRegression.predict: queries (n, d), x_train (m, d), values (m, C)."""
     cases = []
     n, m = 3, 5
     for d, widths, C in ((1, "shared", 1), (2, "shared", 3), (2, "per-coordinate", 1), (3, "per-coordinate", 3)):
@@ -187,7 +188,7 @@ def kernel(name, u):
 
 
 def nonparametric_cases():
-    """nadaraya_watson_nd: weights K(||q - x|| / sigma) normalised per row, y_hat = weights @ values.
+    """nadaraya_watson: weights K(||q - x|| / sigma) normalised per row, y_hat = weights @ values.
     Each query sits near a training input, so no compact-kernel row is empty."""
     cases = []
     m, n = 7, 5

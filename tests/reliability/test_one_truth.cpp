@@ -1,6 +1,6 @@
 // One truth at two speeds: the fused op (nw_attention_pool, ops/kernels/attention.h) and the
-// composed ops (NWKernelRegression::forward, nadaraya_watson: repeat_interleave, gaussian_logits,
-// softmax, bmm, matmul) compute the same function as a plain long double reference, at every scale
+// composed ops (NWKernelRegression::forward, nadaraya_watson: nw_logits, softmax, bmm, matmul)
+// compute the same function as a plain long double reference, at every scale
 // a user can reach, not only the chapter's:
 //   inputs x scaled by 1e-6 .. 1e6, widths w from flat to razor-sharp attention (1e-3 .. 1e3 in
 //   units of the data, and absolute 1e-6 .. 1e6), duplicated x, queries up to 1e30 (float32) and
@@ -58,24 +58,34 @@ struct Problem {
 // One thing is rounded to T first: the difference d_ij = q_i - k_j. A program in float32 cannot
 // see a difference its dtype cannot hold (1e10 - 1e-4 is 1e10 in float32, in PyTorch too), and
 // for a far query that one rounding decides which keys tie; everything after it is exact here.
+// With from_keys (the composed model's logits), d_j^2 - d*^2 is (x* - x_j)(d_j + d*) with x* the
+// nearest key and x* - x_j exact: a far query still tells keys apart and takes the nearest's value.
 struct Reference {
   std::vector<LD> f, grad_q, grad_q_size;
   LD grad_w = 0, grad_w_size = 0, y_size = 0;
 };
 
 template <class T>
-Reference reference(const Problem& p, const std::vector<double>& g) {
+Reference reference(const Problem& p, const std::vector<double>& g, bool from_keys = false) {
   Reference r;
   const std::size_t n = p.q.size(), m = p.x.size();
   const LD w = p.w;
   for (double v : p.y) r.y_size = std::max(r.y_size, std::abs(LD(v)));
   for (std::size_t i = 0; i < n; ++i) {
-    std::vector<LD> d(m), logit(m);
+    std::vector<LD> d(m), logit(m), e(m), slope(m);  // e: d^2 (less d*^2), slope: dd/dq (less)
+    std::size_t star = p.leave_one_out && i == 0 ? 1 : 0;  // the nearest key
+    for (std::size_t j = 0; j < m; ++j)
+      if (!(p.leave_one_out && i == j) &&
+          std::abs(p.q[i] - LD(p.x[j])) < std::abs(p.q[i] - LD(p.x[star])))
+        star = j;
     LD top = -INFINITY;
-    for (std::size_t j = 0; j < m; ++j) {
+    for (std::size_t j = 0; j < m; ++j)
       d[j] = static_cast<T>(static_cast<T>(p.q[i]) - static_cast<T>(p.x[j]));
+    for (std::size_t j = 0; j < m; ++j) {
+      e[j] = from_keys ? (LD(p.x[star]) - p.x[j]) * (d[j] + d[star]) : d[j] * d[j];
+      slope[j] = from_keys ? LD(p.x[star]) - p.x[j] : d[j];
       const bool skipped = p.leave_one_out && i == j;
-      logit[j] = skipped ? -INFINITY : -(w * w / 2) * d[j] * d[j];
+      logit[j] = skipped ? -INFINITY : -(w * w / 2) * e[j];
       top = std::max(top, logit[j]);
     }
     LD z = 0, f = 0;
@@ -87,8 +97,8 @@ Reference reference(const Problem& p, const std::vector<double>& g) {
     for (std::size_t j = 0; j < m; ++j) {
       const LD diff = prob[j] * (p.y[j] - f);  // df_i / dlogit_ij
       const LD mag = prob[j] * (std::abs(LD(p.y[j])) + std::abs(f));
-      slope_w += diff * (-w * d[j] * d[j]), size_w += mag * std::abs(w * d[j] * d[j]);
-      slope_q += diff * (-w * w * d[j]), size_q += mag * std::abs(w * w * d[j]);
+      slope_w += diff * (-w * e[j]), size_w += mag * std::abs(w * d[j] * d[j]);
+      slope_q += diff * (-w * w * slope[j]), size_q += mag * std::abs(w * w * d[j]);
     }
     r.f.push_back(f);
     r.grad_w += g[i] * slope_w, r.grad_w_size += std::abs(g[i]) * size_w;
@@ -224,11 +234,11 @@ void property_run(int far_exponent) {
     const Problem p = random_problem<T>(gen, far_exponent);
     std::vector<double> g;
     for (std::size_t i = 0; i < p.q.size(); ++i) g.push_back(gen.uniform(-1, 1));
-    const Reference r = reference<T>(p, g);
+    const Reference r = reference<T>(p, g), r_keys = reference<T>(p, g, true);
     const std::string where =
         "seed " + std::to_string(seed) + " case " + std::to_string(c) + " (" + p.describe() + "): ";
     for (bool fused : {true, false}) {
-      expect_agrees<T>(p, g, r, fused, where);
+      expect_agrees<T>(p, g, fused ? r : r_keys, fused, where);
       if (::testing::Test::HasFatalFailure()) return;
     }
   }

@@ -2,11 +2,12 @@
 """PyTorch reference numbers for tapegrad's Nadaraya-Watson tests (tests/models).
 
 Runs the d2l chapter "Attention Pooling: Nadaraya-Watson Kernel Regression" (1st edition, PyTorch
-tab) in float64 on fixed data and writes, next to this script:
+tab) in float64, and once more in float32, on fixed data and writes, next to this script:
 
   train.csv                50 training points, header x,y (float64, repr: exact round trip)
   query.csv                50 queries 0, 0.1, ..., 4.9, header x
-  chapter_reference.json   losses, learned w, predictions, attention weights, gradients, ...
+  chapter_reference.json   losses, learned w, predictions, attention weights, gradients, ...;
+                           "float32": the float32 run's losses, w, predictions and gradients
 
 The C++ tests read these files; Python is not needed at test time. Re-run with
   /usr/bin/python3 tests/reference/chapter/make_chapter_reference.py
@@ -62,9 +63,9 @@ def read_csv(path):
 class NWKernelRegression(nn.Module):
     """The chapter's model, verbatim except for a fixed w_init (the chapter uses torch.rand)."""
 
-    def __init__(self, w_init, **kwargs):
+    def __init__(self, w_init, dtype=torch.float64, **kwargs):
         super().__init__(**kwargs)
-        self.w = nn.Parameter(torch.tensor([w_init], requires_grad=True))
+        self.w = nn.Parameter(torch.tensor([w_init], dtype=dtype, requires_grad=True))
 
     def forward(self, queries, keys, values):
         # Shape of the output queries and attention_weights:
@@ -90,7 +91,7 @@ def keys_values(x_train, y_train, leave_one_out):
 
 def train(x_train, y_train, leave_one_out=True, momentum=0.0, weight_decay=0.0):
     keys, values = keys_values(x_train, y_train, leave_one_out)
-    net = NWKernelRegression(W_INIT)
+    net = NWKernelRegression(W_INIT, x_train.dtype)
     loss = nn.MSELoss(reduction="none")
     trainer = torch.optim.SGD(net.parameters(), lr=LR, momentum=momentum, weight_decay=weight_decay)
     losses = []
@@ -107,10 +108,40 @@ def train(x_train, y_train, leave_one_out=True, momentum=0.0, weight_decay=0.0):
 
 def grad_at(x_train, y_train, w):
     keys, values = keys_values(x_train, y_train, True)
-    net = NWKernelRegression(w)
+    net = NWKernelRegression(w, x_train.dtype)
     l = nn.MSELoss(reduction="none")(net(x_train, keys, values), y_train) / 2
     l.sum().backward()
     return float(l.sum()), float(net.w.grad[0])
+
+
+def nonparametric(x_train, y_train, x_test):
+    """The chapter's nonparametric pooling, gaussian kernel with sigma = 1."""
+    n_train = len(x_train)
+    X_repeat = x_test.repeat_interleave(n_train).reshape((-1, n_train))
+    weights = nn.functional.softmax(-((X_repeat - x_train) ** 2) / 2, dim=1)
+    return torch.matmul(weights, y_train), weights
+
+
+def float32_run(x_np, y_np, q_np):
+    """The same chapter in float32 (the data rounded to float32 once): what a float32 program
+    prints, up to the order of its sums."""
+    x_train = torch.tensor(x_np, dtype=torch.float32)
+    y_train = torch.tensor(y_np, dtype=torch.float32)
+    x_test = torch.tensor(q_np, dtype=torch.float32)
+    net, losses = train(x_train, y_train)
+    keys, values = x_train.repeat((len(x_test), 1)), y_train.repeat((len(x_test), 1))
+    with torch.no_grad():
+        pred = net(x_test, keys, values)
+    grads = [grad_at(x_train, y_train, w) for w in GRAD_WS]
+    np_pred, _ = nonparametric(x_train, y_train, x_test)
+    return {
+        "loss": losses,
+        "w": float(net.w[0]),
+        "predictions": [float(v) for v in pred],
+        "grad_loss": [g[0] for g in grads],
+        "dloss_dw": [g[1] for g in grads],
+        "nonparametric_predictions": [float(v) for v in np_pred],
+    }
 
 
 def main():
@@ -131,9 +162,7 @@ def main():
     average = float(y_train.mean())
 
     # Nonparametric attention pooling, gaussian kernel with sigma = 1, as in the chapter.
-    X_repeat = x_test.repeat_interleave(n_train).reshape((-1, n_train))
-    np_weights = nn.functional.softmax(-((X_repeat - x_train) ** 2) / 2, dim=1)
-    np_pred = torch.matmul(np_weights, y_train)
+    np_pred, np_weights = nonparametric(x_train, y_train, x_test)
 
     # Parametric attention pooling, leave-one-out training.
     net, losses = train(x_train, y_train)
@@ -149,7 +178,8 @@ def main():
     grads = [grad_at(x_train, y_train, w) for w in GRAD_WS]
 
     ref = {
-        "description": "d2l Nadaraya-Watson chapter (PyTorch tab) in float64 on train.csv/query.csv",
+        "description": "d2l Nadaraya-Watson chapter (PyTorch tab) in float64 on train.csv/query.csv; "
+        "under float32, the same run in float32",
         "torch_version": torch.__version__,
         "data_seed": "numpy RandomState(7)",
         "w_init": W_INIT,
@@ -182,6 +212,7 @@ def main():
             "loss": [g[0] for g in grads],
             "dloss_dw": [g[1] for g in grads],
         },
+        "float32": float32_run(x_np, y_np, q_np),
     }
     with open(os.path.join(HERE, "chapter_reference.json"), "w") as fh:
         # Python's json writes floats with repr: float64 round-trips exactly.
