@@ -1,5 +1,5 @@
-// softmax and log_softmax: the math is in ops/kernels/softmax.{h,cpp}, one stable kernel shared
-// with the fused attention op; here each op validates, calls it and records its backward.
+// softmax, log_softmax and logsumexp: each op validates its arguments, calls its kernel
+// (ops/kernels/softmax.{h,cpp}, where the stable loops are) and records its backward rule.
 #include "ops/softmax.h"
 
 #include <cmath>

@@ -49,10 +49,8 @@ T row_sum(const T* x, std::size_t len) {
 // into the cache, one request per 64-byte line, while the current row is being computed: a row
 // kernel reads its row from memory in its first pass and then computes on it from the cache, so
 // without this the memory sits idle during the compute and the compute waits during the read.
-// (softmax (4000, 4000) float32, 2 threads, on the 2-core Intel machine, binaries alternated:
-// forward 7.7-9.1 ms without, 6.2-7.1 with the whole next row requested at once, 5.4-5.7 with the
-// requests spread over the row in blocks; forward + backward 15.7-16.4 -> 12.6-13.0 ms for the
-// blocks.) A prefetch never faults and changes no value.
+// The requests are spread over the row in blocks (asking for a whole row at once stalls the core;
+// docs/performance.md has the measurements). A prefetch never faults and changes no value.
 template <class T>
 constexpr std::size_t kPrefetchBlock = 1024 / sizeof(T);  // 16 cache lines
 
@@ -186,7 +184,8 @@ void softmax_row_then(const T* logits, T* out, std::size_t len, bool has_next) {
   for (std::size_t k = 0; k < len; ++k) out[k] *= inv_z;
 }
 
-// softmax_row_backward, asking for the next rows of y and grad (when has_next) likewise.
+// The backward of one row, grad_in[k] = y[k] (grad[k] - sum_j grad[j] y[j]), y the softmax
+// output, asking for the next rows of y and grad (when has_next) as softmax_row_then does.
 template <class T>
 void softmax_row_backward_then(const T* y, const T* grad, T* grad_in, std::size_t len,
                                bool has_next) {
@@ -206,18 +205,6 @@ void softmax_row_backward_then(const T* y, const T* grad, T* grad_in, std::size_
 template <class T>
 void softmax_row(const T* logits, T* out, std::size_t len) {
   softmax_row_then(logits, out, len, false);
-}
-
-template <class T>
-void softmax_row_from_max(const T* logits, T m, T* out, std::size_t len) {
-  const T inv_z = T(1) / exp_shifted_sum(logits, m, out, len);  // out = exp(x - m)
-#pragma omp simd
-  for (std::size_t k = 0; k < len; ++k) out[k] *= inv_z;
-}
-
-template <class T>
-void softmax_row_backward(const T* y, const T* grad, T* grad_in, std::size_t len) {
-  softmax_row_backward_then(y, grad, grad_in, len, false);
 }
 
 // (x - m) - log z, not x - (m + log z): m + log z rounds at the magnitude of m, so for
@@ -285,8 +272,6 @@ void log_softmax_backward(const T* y, const T* grad, T* grad_in, const AxisSplit
 
 #define TAPEGRAD_INSTANTIATE(T)                                                \
   template void softmax_row(const T*, T*, std::size_t);                        \
-  template void softmax_row_from_max(const T*, T, T*, std::size_t);            \
-  template void softmax_row_backward(const T*, const T*, T*, std::size_t);     \
   template void log_softmax_row(const T*, T*, std::size_t);                    \
   template void log_softmax_row_backward(const T*, const T*, T*, std::size_t); \
   template void softmax(const T*, T*, const AxisSplit&);                       \

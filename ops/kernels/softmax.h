@@ -27,15 +27,6 @@ namespace kernels {
 template <class T>
 void softmax_row(const T* logits, T* out, std::size_t len);
 
-// Its second half, for a caller that already knows the row's maximum m:
-// out[k] = exp(logits[k] - m) / sum_j exp(logits[j] - m).
-template <class T>
-void softmax_row_from_max(const T* logits, T m, T* out, std::size_t len);
-
-// The backward of one row: grad_in[k] = y[k] (grad[k] - sum_j grad[j] y[j]), y = softmax output.
-template <class T>
-void softmax_row_backward(const T* y, const T* grad, T* grad_in, std::size_t len);
-
 // One contiguous row of log_softmax, and its backward grad_in[k] = grad[k] - exp(y[k]) sum_j
 // grad[j].
 template <class T>

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference for the nadaraya_watson program on vectors and on classes (issue 11).
+"""PyTorch reference for the nadaraya_watson program on vectors and on classes.
 
 Implements the program's contract (README, "Vectors and classes") independently, in torch float64,
 and writes nd_cli_reference.json next to this script: for each case, the training and query CSV
