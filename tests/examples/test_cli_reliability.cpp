@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../reliability/checkpoint_craft.h"
+#include "../io/checkpoint_craft.h"
 #include "cli_test_util.h"
 #include "examples/csv.h"
 

@@ -1,5 +1,5 @@
 // The property the checkpoint fuzzer checks, shared with the test that replays its corpus
-// (tests/reliability/test_checkpoint_corpus.cpp).
+// (tests/fuzz/test_checkpoint_corpus.cpp).
 //
 // Input: a mode byte, then bytes. Mode odd: the bytes are a checkpoint body and the correct
 // FNV-1a trailer is appended, so the fuzzer gets past the checksum and explores the header's
