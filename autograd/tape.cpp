@@ -105,35 +105,67 @@ void clear_tape() {
   tp.reset_sweep_threshold();
 }
 
+namespace {
+
+// Anomaly mode's check of a forward output: throws naming the op, its tape position and the input
+// shapes when `value` holds NaN or inf.
 template <class T>
-Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
-                 std::function<void(const Node<T>& out)> backward) {
+void check_forward_output(const std::string& op, const xt::xarray<T>& value,
+                          const std::vector<std::shared_ptr<NodeBase>>& inputs) {
+  if (!tl_anomaly || all_finite(value)) return;
+  std::vector<Shape> shapes;
+  for (const auto& n : inputs) shapes.push_back(n->shape());
+  throw AnomalyError("anomaly: " + op + " (tape position " + std::to_string(tape().next_id) +
+                     ") produced NaN or inf in its forward output; input shapes " +
+                     input_shapes(shapes));
+}
+
+// Appends the entry that made `out` from `inputs` and marks `out` as its non-leaf result.
+template <class T>
+void append_entry(const std::string& op, Tensor<T>& out,
+                  std::vector<std::shared_ptr<NodeBase>> inputs,
+                  std::function<void(const Node<T>& out)> backward) {
   Tape& tp = tape();
-  if (tl_anomaly && !all_finite(value)) {
-    std::vector<Shape> shapes;
-    for (const auto& t : inputs) shapes.push_back(t.shape());
-    throw AnomalyError("anomaly: " + op + " (tape position " + std::to_string(tp.next_id) +
-                       ") produced NaN or inf in its forward output; input shapes " +
-                       input_shapes(shapes));
-  }
-  Tensor<T> out(std::move(value));
-  if (!needs_record(inputs)) return out;
-
   if (tp.entries.size() >= tp.sweep_at) tp.sweep();
-
   Entry e;
   e.id = tp.next_id++;
   e.op = op;
   e.output = out.node_ptr();
-  e.inputs.reserve(inputs.size());
-  for (const auto& t : inputs) e.inputs.push_back(t.node_ptr());
+  e.inputs = std::move(inputs);
   e.backward = [fn = std::move(backward)](NodeBase& o) { fn(static_cast<const Node<T>&>(o)); };
-
   Node<T>& n = out.node();
   n.requires_grad = true;
   n.entry_id = e.id;
   n.tape_serial = tp.serial;
   tp.entries.push_back(std::move(e));
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
+                 std::function<void(const Node<T>& out)> backward) {
+  if (tl_anomaly) {
+    std::vector<std::shared_ptr<NodeBase>> nodes;
+    for (const auto& t : inputs) nodes.push_back(t.node_ptr());
+    check_forward_output(op, value, nodes);
+  }
+  Tensor<T> out(std::move(value));
+  if (!needs_record(inputs)) return out;
+  std::vector<std::shared_ptr<NodeBase>> nodes;
+  nodes.reserve(inputs.size());
+  for (const auto& t : inputs) nodes.push_back(t.node_ptr());
+  append_entry(op, out, std::move(nodes), std::move(backward));
+  return out;
+}
+
+template <class T, class U>
+Tensor<T> record_cast(const std::string& op, xt::xarray<T> value, const Tensor<U>& input,
+                      std::function<void(const Node<T>& out)> backward) {
+  check_forward_output(op, value, {input.node_ptr()});
+  Tensor<T> out(std::move(value));
+  if (!grad_enabled() || !input.requires_grad()) return out;
+  append_entry(op, out, {input.node_ptr()}, std::move(backward));
   return out;
 }
 
@@ -306,5 +338,11 @@ void backward(const Tensor<T>& loss, xt::xarray<T> grad, bool retain_graph) {
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE
+template Tensor<float> record_cast<float, double>(const std::string&, xt::xarray<float>,
+                                                  const Tensor<double>&,
+                                                  std::function<void(const Node<float>&)>);
+template Tensor<double> record_cast<double, float>(const std::string&, xt::xarray<double>,
+                                                   const Tensor<float>&,
+                                                   std::function<void(const Node<double>&)>);
 
 }  // namespace tapegrad
