@@ -39,9 +39,9 @@ DetectAnomalyGuard::~DetectAnomalyGuard() {
 
 namespace detail {
 
-template <class T>
+template <class T, class U>
 void check_forward_finite(const std::string& op, const xt::xarray<T>& value,
-                          const std::vector<Tensor<T>>& inputs, std::uint64_t position) {
+                          const std::vector<Tensor<U>>& inputs, std::uint64_t position) {
   if (!tl_anomaly || all_finite(value)) return;
   std::vector<Shape> shapes;
   for (const auto& t : inputs) shapes.push_back(t.shape());
@@ -75,12 +75,17 @@ void run_backward_closure(const Entry& e, NodeBase& out) {
   tl_running = nullptr;
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                        \
-  template void check_forward_finite<T>(const std::string&, const xt::xarray<T>&,      \
-                                        const std::vector<Tensor<T>>&, std::uint64_t); \
-  template void check_gradient_finite<T>(const std::string&, const xt::xarray<T>&, const Shape&);
-TAPEGRAD_INSTANTIATE(float)
-TAPEGRAD_INSTANTIATE(double)
+#define TAPEGRAD_INSTANTIATE(T, U)                                                   \
+  template void check_forward_finite<T, U>(const std::string&, const xt::xarray<T>&, \
+                                           const std::vector<Tensor<U>>&, std::uint64_t);
+TAPEGRAD_INSTANTIATE(float, float)
+TAPEGRAD_INSTANTIATE(double, double)
+TAPEGRAD_INSTANTIATE(float, double)
+TAPEGRAD_INSTANTIATE(double, float)
+template void check_gradient_finite<float>(const std::string&, const xt::xarray<float>&,
+                                           const Shape&);
+template void check_gradient_finite<double>(const std::string&, const xt::xarray<double>&,
+                                            const Shape&);
 #undef TAPEGRAD_INSTANTIATE
 
 }  // namespace detail

@@ -28,29 +28,51 @@ NoGradGuard::~NoGradGuard() {
   tl_grad_enabled = previous_;
 }
 
-// Recording: wrap the value in a new node; if some input requires grad (and grad mode is on),
-// append an entry that remembers the inputs, the output (weakly) and how to backpropagate.
-template <class T>
-Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
-                 std::function<void(const Node<T>& out)> backward) {
-  Tape& tp = tape();
-  detail::check_forward_finite(op, value, inputs, tp.next_id);
-  Tensor<T> out(std::move(value));
-  if (!needs_record(inputs)) return out;
-  if (tp.entries.size() >= tp.sweep_at) tp.sweep();
+namespace {
 
+// Appends the entry that made `out` from `inputs` and marks `out` as its non-leaf result.
+template <class T>
+void append_entry(const std::string& op, Tensor<T>& out,
+                  std::vector<std::shared_ptr<NodeBase>> inputs,
+                  std::function<void(const Node<T>& out)> backward) {
+  Tape& tp = tape();
+  if (tp.entries.size() >= tp.sweep_at) tp.sweep();
   Entry e;
   e.id = tp.next_id++;
   e.op = op;
   e.output = out.node_ptr();
-  for (const auto& t : inputs) e.inputs.push_back(t.node_ptr());
+  e.inputs = std::move(inputs);
   e.backward = [fn = std::move(backward)](NodeBase& o) { fn(static_cast<const Node<T>&>(o)); };
-
   Node<T>& n = out.node();
   n.requires_grad = true;
   n.entry_id = e.id;
   n.tape_serial = tp.serial;
   tp.entries.push_back(std::move(e));
+}
+
+}  // namespace
+
+// Recording: wrap the value in a new node; if some input requires grad (and grad mode is on),
+// append an entry that remembers the inputs, the output (weakly) and how to backpropagate.
+template <class T>
+Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
+                 std::function<void(const Node<T>& out)> backward) {
+  detail::check_forward_finite(op, value, inputs, tape().next_id);
+  Tensor<T> out(std::move(value));
+  if (!needs_record(inputs)) return out;
+  std::vector<std::shared_ptr<NodeBase>> nodes;
+  for (const auto& t : inputs) nodes.push_back(t.node_ptr());
+  append_entry(op, out, std::move(nodes), std::move(backward));
+  return out;
+}
+
+template <class T, class U>
+Tensor<T> record_cast(const std::string& op, xt::xarray<T> value, const Tensor<U>& input,
+                      std::function<void(const Node<T>& out)> backward) {
+  detail::check_forward_finite(op, value, std::vector<Tensor<U>>{input}, tape().next_id);
+  Tensor<T> out(std::move(value));
+  if (!grad_enabled() || !input.requires_grad()) return out;
+  append_entry(op, out, {input.node_ptr()}, std::move(backward));
   return out;
 }
 
@@ -150,5 +172,11 @@ void backward(const Tensor<T>& loss, xt::xarray<T> grad, bool retain_graph) {
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE
+template Tensor<float> record_cast<float, double>(const std::string&, xt::xarray<float>,
+                                                  const Tensor<double>&,
+                                                  std::function<void(const Node<float>&)>);
+template Tensor<double> record_cast<double, float>(const std::string&, xt::xarray<double>,
+                                                   const Tensor<float>&,
+                                                   std::function<void(const Node<double>&)>);
 
 }  // namespace tapegrad

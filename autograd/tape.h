@@ -91,6 +91,12 @@ template <class T>
 Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
                  std::function<void(const Node<T>& out)> backward);
 
+// record() for an op whose one input has the other element type: the dtype cast `to`
+// (ops/elementwise.h), float -> double or double -> float. The same entry, the same rules.
+template <class T, class U>
+Tensor<T> record_cast(const std::string& op, xt::xarray<T> value, const Tensor<U>& input,
+                      std::function<void(const Node<T>& out)> backward);
+
 // grad(t) += g, allocating it on first use; skipped when t does not require grad. Throws
 // std::logic_error if g's shape differs from t's: a backward rule that returns a wrong shape is a
 // bug in that rule, and this is where it shows.

@@ -35,9 +35,9 @@ void check_inputs_alive(const Entry& e);
 void free_entries(Tape& tp, const std::vector<std::size_t>& ran);
 
 // --- anomaly.cpp (each a no-op outside DetectAnomalyGuard) ---
-template <class T>
+template <class T, class U>
 void check_forward_finite(const std::string& op, const xt::xarray<T>& value,
-                          const std::vector<Tensor<T>>& inputs, std::uint64_t position);
+                          const std::vector<Tensor<U>>& inputs, std::uint64_t position);
 template <class T>
 void check_gradient_finite(const std::string& op, const xt::xarray<T>& g, const Shape& shape);
 // Runs e's backward closure, naming e in anomaly messages while it runs.

@@ -20,8 +20,17 @@ namespace {
 
 const std::string kMagic = "tapegrad-checkpoint";
 const std::string kTrailerTag = "\nfnv1a64 ";
-const std::string kMomentumPrefix = "sgd.momentum_buffer.";
+// The state prefixes of the optimizers tapegrad has (optim/optimizer.h): a record starting with
+// one of them is optimizer state, not a parameter.
+const char* const kOptimizerPrefixes[] = {"sgd.", "adam.", "adamw."};
 constexpr std::size_t kMaxFileBytes = std::size_t(1) << 34;  // 16 GiB: anything larger is not ours
+
+// The prefix of the optimizer whose state record `tensor` is, or "" for a parameter.
+std::string optimizer_prefix_of(const std::string& tensor) {
+  for (const char* prefix : kOptimizerPrefixes)
+    if (tensor.rfind(prefix, 0) == 0) return prefix;
+  return "";
+}
 
 std::uint64_t fnv1a64(const char* data, std::size_t n) {
   std::uint64_t h = 1469598103934665603ull;
@@ -70,7 +79,7 @@ void append_raw(std::string& out, const xt::xarray<T>& a) {
 
 // The whole file: magic line, header length line, header, payload, trailer.
 template <class T>
-std::string serialize(const NamedTensors<T>& params, SGD<T>& optimizer,
+std::string serialize(const NamedTensors<T>& params, Optimizer<T>& optimizer,
                       const nlohmann::json& meta) {
   nlohmann::json header;
   header["dtype"] = dtype_name<T>();
@@ -81,11 +90,8 @@ std::string serialize(const NamedTensors<T>& params, SGD<T>& optimizer,
     header["tensors"].push_back({{"name", name}, {"shape", t.shape()}});
     append_raw(payload, t.value());
   }
-  for (std::size_t i = 0; i < optimizer.momentum_buffers().size(); ++i) {
-    if (!optimizer.has_momentum_buffer()[i]) continue;
-    const auto& buffer = optimizer.momentum_buffers()[i];
-    header["tensors"].push_back(
-        {{"name", kMomentumPrefix + std::to_string(i)}, {"shape", to_shape(buffer.shape())}});
+  for (const auto& [name, buffer] : optimizer.state()) {
+    header["tensors"].push_back({{"name", name}, {"shape", to_shape(buffer.shape())}});
     append_raw(payload, buffer);
   }
   const std::string header_text = header.dump();
@@ -126,7 +132,10 @@ void fsync_directory_of(const std::string& path) {
 
 template <class T>
 std::string stage_checkpoint(const std::string& path, const NamedTensors<T>& params,
-                             SGD<T>& optimizer, const nlohmann::json& meta) {
+                             Optimizer<T>& optimizer, const nlohmann::json& meta) {
+  for (const auto& param : params)  // loading would take it for optimizer state
+    if (!optimizer_prefix_of(param.first).empty())
+      throw failure(path, "parameter name '" + param.first + "' starts with an optimizer's prefix");
   const std::string bytes = serialize(params, optimizer, meta);
   remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -145,8 +154,8 @@ std::string stage_checkpoint(const std::string& path, const NamedTensors<T>& par
 }
 
 template <class T>
-void save_checkpoint(const std::string& path, const NamedTensors<T>& params, SGD<T>& optimizer,
-                     const nlohmann::json& meta) {
+void save_checkpoint(const std::string& path, const NamedTensors<T>& params,
+                     Optimizer<T>& optimizer, const nlohmann::json& meta) {
   const std::string tmp = stage_checkpoint(path, params, optimizer, meta);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string err = std::strerror(errno);
@@ -291,31 +300,19 @@ CheckpointContents<T> read_checkpoint(const std::string& path) {
   return parse_checkpoint<T>(bytes, path);
 }
 
-namespace {
-
-// The momentum buffer index of "sgd.momentum_buffer.<i>", or throws.
-std::size_t momentum_index(const std::string& tensor, std::size_t buffers,
-                           const std::string& name) {
-  const std::string digits = tensor.substr(kMomentumPrefix.size());
-  if (digits.empty() || digits.size() > 9 ||
-      digits.find_first_not_of("0123456789") != std::string::npos || std::stoul(digits) >= buffers)
-    throw failure(name, "optimizer record '" + tensor + "' does not match the model");
-  return std::stoul(digits);
-}
-
-}  // namespace
-
 template <class T>
 void restore_checkpoint(const CheckpointContents<T>& contents, NamedTensors<T>& params,
-                        SGD<T>& optimizer, const std::string& name) {
+                        Optimizer<T>& optimizer, const std::string& name) {
   std::vector<const xt::xarray<T>*> values(params.size(), nullptr);
-  std::vector<const xt::xarray<T>*> buffers(optimizer.momentum_buffers().size(), nullptr);
+  NamedArrays<T> state;
   for (const auto& [tensor, a] : contents.tensors) {
-    if (tensor.rfind(kMomentumPrefix, 0) == 0) {
-      const std::size_t i = momentum_index(tensor, buffers.size(), name);
-      if (to_shape(a.shape()) != optimizer.params()[i].shape())
-        throw failure(name, "optimizer record '" + tensor + "' does not match the model");
-      buffers[i] = &a;
+    const std::string prefix = optimizer_prefix_of(tensor);
+    if (!prefix.empty() && prefix != optimizer.state_prefix())
+      throw failure(name, "optimizer record '" + tensor + "' is not " + optimizer.name() +
+                              "'s state (its records start with '" + optimizer.state_prefix() +
+                              "')");
+    if (!prefix.empty()) {
+      state.emplace_back(tensor, a);
       continue;
     }
     std::size_t k = 0;
@@ -329,32 +326,34 @@ void restore_checkpoint(const CheckpointContents<T>& contents, NamedTensors<T>& 
   }
   for (std::size_t k = 0; k < params.size(); ++k)
     if (!values[k]) throw failure(name, "missing parameter '" + params[k].first + "'");
+  try {
+    optimizer.check_state(state);
+  } catch (const std::invalid_argument& e) {
+    throw failure(name, e.what());
+  }
   // Everything checked: now change the model and the optimizer.
   for (std::size_t k = 0; k < params.size(); ++k) params[k].second.mutable_value() = *values[k];
-  for (std::size_t i = 0; i < buffers.size(); ++i) {
-    optimizer.has_momentum_buffer()[i] = buffers[i] != nullptr;
-    optimizer.momentum_buffers()[i] = buffers[i] ? *buffers[i] : xt::xarray<T>();
-  }
+  optimizer.load_state(state);
 }
 
 template <class T>
 nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params,
-                               SGD<T>& optimizer) {
+                               Optimizer<T>& optimizer) {
   const CheckpointContents<T> contents = read_checkpoint<T>(path);
   restore_checkpoint(contents, params, optimizer, path);
   return contents.meta;
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                              \
-  template void save_checkpoint(const std::string&, const NamedTensors<T>&, SGD<T>&,         \
-                                const nlohmann::json&);                                      \
-  template std::string stage_checkpoint(const std::string&, const NamedTensors<T>&, SGD<T>&, \
-                                        const nlohmann::json&);                              \
-  template CheckpointContents<T> parse_checkpoint(const std::string&, const std::string&);   \
-  template CheckpointContents<T> read_checkpoint(const std::string&);                        \
-  template void restore_checkpoint(const CheckpointContents<T>&, NamedTensors<T>&, SGD<T>&,  \
-                                   const std::string&);                                      \
-  template nlohmann::json load_checkpoint(const std::string&, NamedTensors<T>&, SGD<T>&);
+#define TAPEGRAD_INSTANTIATE(T)                                                                    \
+  template void save_checkpoint(const std::string&, const NamedTensors<T>&, Optimizer<T>&,         \
+                                const nlohmann::json&);                                            \
+  template std::string stage_checkpoint(const std::string&, const NamedTensors<T>&, Optimizer<T>&, \
+                                        const nlohmann::json&);                                    \
+  template CheckpointContents<T> parse_checkpoint(const std::string&, const std::string&);         \
+  template CheckpointContents<T> read_checkpoint(const std::string&);                              \
+  template void restore_checkpoint(const CheckpointContents<T>&, NamedTensors<T>&, Optimizer<T>&,  \
+                                   const std::string&);                                            \
+  template nlohmann::json load_checkpoint(const std::string&, NamedTensors<T>&, Optimizer<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

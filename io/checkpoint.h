@@ -1,10 +1,13 @@
-// Checkpoints: model parameters and SGD state in one file that is never torn.
+// Checkpoints: model parameters and optimizer state in one file that is never torn.
 //
 // Format (version 1), all in one file:
 //   line 1   "tapegrad-checkpoint 1"        magic and format version
 //   line 2   N                              byte length of the JSON header that follows
 //   header   {"dtype": "float64",
 //             "tensors": [{"name": "w", "shape": [1]}, {"name": "sgd.momentum_buffer.0", ...}],
+//                                           parameters, then the optimizer's state records
+//                                           (optim/optimizer.h: "sgd.momentum_buffer.<i>",
+//                                           "adam.exp_avg.<i>", ...)
 //             "meta": {...}}                anything the caller wants back (epochs done, lr)
 //   payload  each tensor's elements in header order, row-major, little-endian float32 / float64
 //   trailer  "\nfnv1a64 XXXXXXXXXXXXXXXX\n"  FNV-1a 64 hash of every byte before the trailer
@@ -17,7 +20,8 @@
 // Loading checks the form (magic, version, sizes, hash) and then the meaning, all before the
 // model is touched: the header's fields have their types (dtype a string, tensors an array of
 // {name: non-empty string, shape: array of unsigned integers}, meta an object), names are unique,
-// every parameter and momentum value is finite, and every name and shape matches the model. Any
+// every parameter and optimizer value is finite, and every name and shape matches the model and
+// the optimizer (Optimizer::check_state: its own records, all of a parameter's or none). Any
 // failure throws CheckpointError (one line naming the path and the problem) and leaves the model
 // and optimizer exactly as they were.
 #pragma once
@@ -30,7 +34,8 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/tensor.h"
-#include "optim/sgd.h"
+#include "optim/optimizer.h"
+#include "optim/sgd.h"  // the optimizer most callers checkpoint
 
 namespace tapegrad {
 
@@ -51,9 +56,12 @@ struct CheckpointContents {
   std::vector<std::pair<std::string, xt::xarray<T>>> tensors;  // in file order
 };
 
-// Saves the named parameters' values, the optimizer's momentum buffers, and `meta`.
+// Saves the named parameters' values, the optimizer's state (any Optimizer: SGD's momentum
+// buffers, Adam's moments and step counts), and `meta`. Parameter names must not start with an
+// optimizer's state prefix ("sgd.", "adam.", "adamw."): CheckpointError.
 template <class T>
-void save_checkpoint(const std::string& path, const NamedTensors<T>& params, SGD<T>& optimizer,
+void save_checkpoint(const std::string& path, const NamedTensors<T>& params,
+                     Optimizer<T>& optimizer,
                      const nlohmann::json& meta = nlohmann::json::object());
 
 // The first half of save_checkpoint: writes and fsyncs "<path>.tmp.<pid>" and returns its name;
@@ -61,7 +69,7 @@ void save_checkpoint(const std::string& path, const NamedTensors<T>& params, SGD
 // checkpoint this way so that it moves into place together with the other outputs.
 template <class T>
 std::string stage_checkpoint(const std::string& path, const NamedTensors<T>& params,
-                             SGD<T>& optimizer, const nlohmann::json& meta);
+                             Optimizer<T>& optimizer, const nlohmann::json& meta);
 
 // Parses and validates checkpoint bytes (`name` appears in error messages).
 template <class T>
@@ -72,14 +80,16 @@ template <class T>
 CheckpointContents<T> read_checkpoint(const std::string& path);
 
 // Gives validated contents to params (same names, shapes and dtype required) and the optimizer's
-// momentum buffers; checks everything before changing anything.
+// state; checks everything before changing anything. A record of another optimizer's state
+// ("sgd.*" given to Adam) is refused, naming both.
 template <class T>
 void restore_checkpoint(const CheckpointContents<T>& contents, NamedTensors<T>& params,
-                        SGD<T>& optimizer, const std::string& name);
+                        Optimizer<T>& optimizer, const std::string& name);
 
 // read_checkpoint then restore_checkpoint; returns meta. Throws CheckpointError naming the path
 // and the problem.
 template <class T>
-nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params, SGD<T>& optimizer);
+nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params,
+                               Optimizer<T>& optimizer);
 
 }  // namespace tapegrad

@@ -2,7 +2,12 @@
 // without -ffast-math; log and tanh are glibc's scalar functions. inf and NaN follow IEEE.
 #include "ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xoperation.hpp>
 
 #include "ops/common.h"
 #include "ops/kernels/elementwise.h"
@@ -209,24 +214,207 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
       [](T, T y) { return y * (T(1) - y); });
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                               \
-  template Tensor<T> add(const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> sub(const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> mul(const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> div(const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> add(const Tensor<T>&, scalar_t<T>);      \
-  template Tensor<T> mul(const Tensor<T>&, scalar_t<T>);      \
-  template Tensor<T> rdiv(scalar_t<T>, const Tensor<T>&);     \
-  template Tensor<T> neg(const Tensor<T>&);                   \
-  template Tensor<T> pow(const Tensor<T>&, scalar_t<T>);      \
-  template Tensor<T> square(const Tensor<T>&);                \
-  template Tensor<T> sqrt(const Tensor<T>&);                  \
-  template Tensor<T> exp(const Tensor<T>&);                   \
-  template Tensor<T> log(const Tensor<T>&);                   \
-  template Tensor<T> abs(const Tensor<T>&);                   \
-  template Tensor<T> relu(const Tensor<T>&);                  \
-  template Tensor<T> tanh(const Tensor<T>&);                  \
-  template Tensor<T> sigmoid(const Tensor<T>&);
+// self: grad * cos(self)
+template <class T>
+Tensor<T> sin(const Tensor<T>& a) {
+  return unary_op<T>(
+      "sin", a, [](T x) { return std::sin(x); }, [](T x, T) { return std::cos(x); });
+}
+
+// self: grad * -sin(self)
+template <class T>
+Tensor<T> cos(const Tensor<T>& a) {
+  return unary_op<T>(
+      "cos", a, [](T x) { return std::cos(x); }, [](T x, T) { return -std::sin(x); });
+}
+
+// self: grad * (min <= self <= max), a missing bound always satisfied
+template <class T>
+Tensor<T> clamp(const Tensor<T>& a, std::optional<scalar_t<T>> min,
+                std::optional<scalar_t<T>> max) {
+  if (!min && !max)
+    throw std::invalid_argument("clamp: at least one of min and max must be given (input " +
+                                (a.defined() ? describe(a) : std::string("undefined")) + ")");
+  const T lo = min ? T(*min) : -std::numeric_limits<T>::infinity();
+  const T hi = max ? T(*max) : std::numeric_limits<T>::infinity();
+  // std::max(x, lo) keeps a NaN x (the comparison is false), as torch propagates NaN.
+  return unary_op<T>(
+      "clamp", a, [lo, hi](T x) { return std::min(std::max(x, lo), hi); },
+      [lo, hi](T x, T) { return x >= lo && x <= hi ? T(1) : T(0); });
+}
+
+namespace {
+
+// maximum (sign +1) or minimum (sign -1) of a and b with broadcasting. The input that wins gets
+// grad; on a tie each gets grad / 2. A NaN on either side gives NaN, as in torch.
+template <class T>
+Tensor<T> extremum(const std::string& op, const Tensor<T>& a, const Tensor<T>& b, T sign) {
+  check_binary(op, a, b);
+  return record<T>(op,
+                   zip(a.value(), b.value(),
+                       [sign](T x, T y) { return sign * x >= sign * y || std::isnan(x) ? x : y; }),
+                   {a, b}, [a, b, op, sign](const Node<T>& out) {
+                     // The share of grad that goes to a: 1 where a wins, 1/2 on a tie, 0 where b wins.
+                     const xt::xarray<T> share = zip(a.value(), b.value(), [sign](T x, T y) {
+                       return x == y ? T(0.5) : (sign * x > sign * y ? T(1) : T(0));
+                     });
+                     if (a.requires_grad())
+                       accumulate_grad(a, sum_product_to_shape(out.grad, share, a.shape()), op);
+                     if (b.requires_grad()) {
+                       const xt::xarray<T> rest = map(share, [](T s) { return T(1) - s; });
+                       accumulate_grad(b, sum_product_to_shape(out.grad, rest, b.shape()), op);
+                     }
+                   });
+}
+
+}  // namespace
+
+// self: where(self == other, grad / 2, grad).masked_fill_(self > other, 0)
+// other: where(self == other, grad / 2, grad).masked_fill_(self < other, 0)
+template <class T>
+Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b) {
+  return extremum("minimum", a, b, T(-1));
+}
+
+// self: where(self == other, grad / 2, grad).masked_fill_(self < other, 0)
+// other: where(self == other, grad / 2, grad).masked_fill_(self > other, 0)
+template <class T>
+Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b) {
+  return extremum("maximum", a, b, T(1));
+}
+
+template <class T>
+Tensor<T> zeros_like(const Tensor<T>& a, bool requires_grad) {
+  check_defined("zeros_like", a);
+  return zeros<T>(a.shape(), requires_grad);
+}
+
+template <class T>
+Tensor<T> ones_like(const Tensor<T>& a, bool requires_grad) {
+  check_defined("ones_like", a);
+  return ones<T>(a.shape(), requires_grad);
+}
+
+// self: grad.to(self.dtype)
+template <class U, class T>
+Tensor<U> to(const Tensor<T>& x) {
+  check_defined("to", x);
+  if constexpr (std::is_same_v<U, T>) {
+    return x;
+  } else {
+    return record_cast<U, T>("to", xt::xarray<U>(xt::cast<U>(x.value())), x,
+                             [x](const Node<U>& out) {
+                               accumulate_grad(x, xt::xarray<T>(xt::cast<T>(out.grad)), "to");
+                             });
+  }
+}
+
+namespace {
+
+// A comparison of a and b (broadcast), as a constant mask.
+template <class T, class F>
+xt::xarray<bool> compare(const std::string& op, const Tensor<T>& a, const Tensor<T>& b, F f) {
+  check_binary(op, a, b);
+  const Shape s = broadcast_shapes(op, a.shape(), b.shape());
+  const xt::xarray<T> x = xt::broadcast(a.value(), s), y = xt::broadcast(b.value(), s);
+  xt::xarray<bool> m = xt::xarray<bool>::from_shape(s);
+  for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = f(x.data()[i], y.data()[i]);
+  return m;
+}
+
+template <class T, class F>
+xt::xarray<bool> compare(const std::string& op, const Tensor<T>& a, T s, F f) {
+  check_defined(op, a);
+  xt::xarray<bool> m = xt::xarray<bool>::from_shape(a.value().shape());
+  for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = f(a.value().data()[i], s);
+  return m;
+}
+
+}  // namespace
+
+#define TAPEGRAD_COMPARISON(name, expr)                                         \
+  template <class T>                                                            \
+  xt::xarray<bool> name(const Tensor<T>& a, const Tensor<T>& b) {               \
+    return compare(#name, a, b, [](T x, T y) { return expr; });                 \
+  }                                                                             \
+  template <class T>                                                            \
+  xt::xarray<bool> name(const Tensor<T>& a, scalar_t<T> s) {                    \
+    return compare(#name, a, static_cast<T>(s), [](T x, T y) { return expr; }); \
+  }
+TAPEGRAD_COMPARISON(gt, x > y)
+TAPEGRAD_COMPARISON(lt, x < y)
+TAPEGRAD_COMPARISON(ge, x >= y)
+TAPEGRAD_COMPARISON(le, x <= y)
+TAPEGRAD_COMPARISON(eq, x == y)
+TAPEGRAD_COMPARISON(ne, x != y)
+#undef TAPEGRAD_COMPARISON
+
+// input: where(condition, grad, 0)      other: where(condition, 0, grad)
+// (each summed back to its own shape)
+template <class T>
+Tensor<T> where_impl(const xt::xarray<bool>& condition, const Tensor<T>& input,
+                     const Tensor<T>& other) {
+  check_defined("where", input);
+  check_defined("where", other);
+  const Shape s = with_names(
+      [&] {
+        const Shape io = broadcast_shapes("where", input.shape(), other.shape());
+        return broadcast_shapes("where", to_shape(condition.shape()), io);
+      },
+      input, other);
+  const xt::xarray<bool> c = xt::broadcast(condition, s);
+  xt::xarray<T> v = xt::where(c, xt::broadcast(input.value(), s), xt::broadcast(other.value(), s));
+  return record<T>("where", std::move(v), {input, other}, [input, other, c](const Node<T>& out) {
+    if (input.requires_grad())
+      accumulate_grad(
+          input, sum_to_shape(xt::xarray<T>(xt::where(c, out.grad, T(0))), input.shape()), "where");
+    if (other.requires_grad())
+      accumulate_grad(
+          other, sum_to_shape(xt::xarray<T>(xt::where(c, T(0), out.grad)), other.shape()), "where");
+  });
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                          \
+  template Tensor<T> add(const Tensor<T>&, const Tensor<T>&);            \
+  template Tensor<T> sub(const Tensor<T>&, const Tensor<T>&);            \
+  template Tensor<T> mul(const Tensor<T>&, const Tensor<T>&);            \
+  template Tensor<T> div(const Tensor<T>&, const Tensor<T>&);            \
+  template Tensor<T> add(const Tensor<T>&, scalar_t<T>);                 \
+  template Tensor<T> mul(const Tensor<T>&, scalar_t<T>);                 \
+  template Tensor<T> rdiv(scalar_t<T>, const Tensor<T>&);                \
+  template Tensor<T> neg(const Tensor<T>&);                              \
+  template Tensor<T> pow(const Tensor<T>&, scalar_t<T>);                 \
+  template Tensor<T> square(const Tensor<T>&);                           \
+  template Tensor<T> sqrt(const Tensor<T>&);                             \
+  template Tensor<T> exp(const Tensor<T>&);                              \
+  template Tensor<T> log(const Tensor<T>&);                              \
+  template Tensor<T> abs(const Tensor<T>&);                              \
+  template Tensor<T> relu(const Tensor<T>&);                             \
+  template Tensor<T> tanh(const Tensor<T>&);                             \
+  template Tensor<T> sigmoid(const Tensor<T>&);                          \
+  template Tensor<T> sin(const Tensor<T>&);                              \
+  template Tensor<T> cos(const Tensor<T>&);                              \
+  template Tensor<T> clamp(const Tensor<T>&, std::optional<scalar_t<T>>, \
+                           std::optional<scalar_t<T>>);                  \
+  template Tensor<T> minimum(const Tensor<T>&, const Tensor<T>&);        \
+  template Tensor<T> maximum(const Tensor<T>&, const Tensor<T>&);        \
+  template Tensor<T> zeros_like(const Tensor<T>&, bool);                 \
+  template Tensor<T> ones_like(const Tensor<T>&, bool);                  \
+  template Tensor<float> to<float, T>(const Tensor<T>&);                 \
+  template Tensor<double> to<double, T>(const Tensor<T>&);               \
+  template xt::xarray<bool> gt(const Tensor<T>&, const Tensor<T>&);      \
+  template xt::xarray<bool> lt(const Tensor<T>&, const Tensor<T>&);      \
+  template xt::xarray<bool> ge(const Tensor<T>&, const Tensor<T>&);      \
+  template xt::xarray<bool> le(const Tensor<T>&, const Tensor<T>&);      \
+  template xt::xarray<bool> eq(const Tensor<T>&, const Tensor<T>&);      \
+  template xt::xarray<bool> ne(const Tensor<T>&, const Tensor<T>&);      \
+  template xt::xarray<bool> gt(const Tensor<T>&, scalar_t<T>);           \
+  template xt::xarray<bool> lt(const Tensor<T>&, scalar_t<T>);           \
+  template xt::xarray<bool> ge(const Tensor<T>&, scalar_t<T>);           \
+  template xt::xarray<bool> le(const Tensor<T>&, scalar_t<T>);           \
+  template xt::xarray<bool> eq(const Tensor<T>&, scalar_t<T>);           \
+  template xt::xarray<bool> ne(const Tensor<T>&, scalar_t<T>);           \
+  template Tensor<T> where_impl(const xt::xarray<bool>&, const Tensor<T>&, const Tensor<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

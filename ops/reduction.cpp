@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xbroadcast.hpp>
 #include <xtensor/xreducer.hpp>
 
@@ -88,20 +89,34 @@ Tensor<T> mean(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims)
   return mul(sum(a, axes, keepdims), T(1) / static_cast<T>(count));
 }
 
-// self: grad scattered to the argmax of each slice, zero elsewhere
+namespace {
+
+// The extreme element of every slice along one axis: the first maximal one for sign +1, the first
+// minimal one for sign -1; a NaN beats any number, as in torch. `values` has the keepdims shape,
+// `index[o * inner + i]` is the position along the axis of slice (o, i).
 template <class T>
-Tensor<T> max(const Tensor<T>& a, long axis, bool keepdims) {
-  check_defined("max", a);
+struct Extremes {
+  xt::xarray<T> values;
+  std::vector<std::size_t> index;
+  AxisSplit split;
+  Shape keep_shape, reduced_shape;
+};
+
+template <class T>
+Extremes<T> extremes(const std::string& op, const Tensor<T>& a, long axis, T sign) {
+  check_defined(op, a);
   const Shape in_shape = a.shape();
-  const std::size_t ax = with_names([&] { return normalize_axis("max", axis, in_shape); }, a);
-  const AxisSplit s = split_at_axis(in_shape, ax);
+  const std::size_t ax = with_names([&] { return normalize_axis(op, axis, in_shape); }, a);
+  Extremes<T> e;
+  const AxisSplit s = e.split = split_at_axis(in_shape, ax);
   if (s.len == 0)
-    throw std::invalid_argument("max: axis " + std::to_string(axis) + " of shape " +
-                                shape_str(in_shape) + " is empty");
-  Shape kshape = in_shape;
-  kshape[ax] = 1;
-  xt::xarray<T> v = xt::zeros<T>(kshape);
-  std::vector<std::size_t> argmax(s.outer * s.inner);  // position along the axis, per slice
+    throw std::invalid_argument(op + ": axis " + std::to_string(axis) + " of " + describe(a) +
+                                " is empty");
+  e.keep_shape = e.reduced_shape = in_shape;
+  e.keep_shape[ax] = 1;
+  e.reduced_shape.erase(e.reduced_shape.begin() + static_cast<long>(ax));
+  e.values = xt::zeros<T>(e.keep_shape);
+  e.index.resize(s.outer * s.inner);
   const T* x = a.value().data();
   for (std::size_t o = 0; o < s.outer; ++o)
     for (std::size_t i = 0; i < s.inner; ++i) {
@@ -109,25 +124,81 @@ Tensor<T> max(const Tensor<T>& a, long axis, bool keepdims) {
       T m = x[o * s.len * s.inner + i];
       for (std::size_t k = 1; k < s.len; ++k) {
         const T xk = x[(o * s.len + k) * s.inner + i];
-        if (xk > m || (std::isnan(xk) && !std::isnan(m))) m = xk, best = k;  // NaN wins, as torch
+        if (sign * xk > sign * m || (std::isnan(xk) && !std::isnan(m))) m = xk, best = k;
       }
-      v.data()[o * s.inner + i] = m;
-      argmax[o * s.inner + i] = best;
+      e.values.data()[o * s.inner + i] = m;
+      e.index[o * s.inner + i] = best;
     }
-  if (!keepdims) {
-    Shape r = in_shape;
-    r.erase(r.begin() + static_cast<long>(ax));
-    v.reshape(r);
-  }
-  return record<T>("max", std::move(v), {a},
-                   [a, s, argmax = std::move(argmax)](const Node<T>& out) {
+  return e;
+}
+
+// max / min along an axis: self: grad scattered to the index of each slice's extreme, 0 elsewhere
+template <class T>
+Tensor<T> extreme_values(const std::string& op, const Tensor<T>& a, long axis, bool keepdims,
+                         T sign) {
+  Extremes<T> e = extremes(op, a, axis, sign);
+  if (!keepdims) e.values.reshape(e.reduced_shape);
+  return record<T>(op, std::move(e.values), {a},
+                   [a, op, s = e.split, index = std::move(e.index)](const Node<T>& out) {
                      xt::xarray<T> g = xt::zeros<T>(a.value().shape());
                      for (std::size_t o = 0; o < s.outer; ++o)
                        for (std::size_t i = 0; i < s.inner; ++i)
-                         g.data()[(o * s.len + argmax[o * s.inner + i]) * s.inner + i] =
+                         g.data()[(o * s.len + index[o * s.inner + i]) * s.inner + i] =
                              out.grad.data()[o * s.inner + i];
-                     accumulate_grad(a, std::move(g), "max");
+                     accumulate_grad(a, std::move(g), op);
                    });
+}
+
+template <class T>
+IndexArray extreme_indices(const std::string& op, const Tensor<T>& a, long axis, bool keepdims,
+                           T sign) {
+  const Extremes<T> e = extremes(op, a, axis, sign);
+  IndexArray r = IndexArray::from_shape(keepdims ? e.keep_shape : e.reduced_shape);
+  std::copy(e.index.begin(), e.index.end(), r.begin());
+  return r;
+}
+
+// The flat index of the extreme of the whole tensor: the axis-0 extreme of its flattened values.
+template <class T>
+IndexArray flat_extreme_index(const std::string& op, const Tensor<T>& a, T sign) {
+  check_defined(op, a);
+  if (a.size() == 0) throw std::invalid_argument(op + ": " + describe(a) + " has no elements");
+  const Tensor<T> flat(xt::xarray<T>(xt::adapt(a.value().data(), a.size(), xt::no_ownership(),
+                                               std::vector<std::size_t>{a.size()})));
+  return extreme_indices(op, flat, 0, false, sign);
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> max(const Tensor<T>& a, long axis, bool keepdims) {
+  return extreme_values("max", a, axis, keepdims, T(1));
+}
+
+template <class T>
+Tensor<T> min(const Tensor<T>& a, long axis, bool keepdims) {
+  return extreme_values("min", a, axis, keepdims, T(-1));
+}
+
+// argmax / argmin: integers, not differentiable
+template <class T>
+IndexArray argmax(const Tensor<T>& a, long axis, bool keepdims) {
+  return extreme_indices("argmax", a, axis, keepdims, T(1));
+}
+
+template <class T>
+IndexArray argmin(const Tensor<T>& a, long axis, bool keepdims) {
+  return extreme_indices("argmin", a, axis, keepdims, T(-1));
+}
+
+template <class T>
+IndexArray argmax(const Tensor<T>& a) {
+  return flat_extreme_index("argmax", a, T(1));
+}
+
+template <class T>
+IndexArray argmin(const Tensor<T>& a) {
+  return flat_extreme_index("argmin", a, T(-1));
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                              \
@@ -135,7 +206,12 @@ Tensor<T> max(const Tensor<T>& a, long axis, bool keepdims) {
   template Tensor<T> sum(const Tensor<T>&, const std::vector<long>&, bool);  \
   template Tensor<T> mean(const Tensor<T>&);                                 \
   template Tensor<T> mean(const Tensor<T>&, const std::vector<long>&, bool); \
-  template Tensor<T> max(const Tensor<T>&, long, bool);
+  template Tensor<T> max(const Tensor<T>&, long, bool);                      \
+  template Tensor<T> min(const Tensor<T>&, long, bool);                      \
+  template IndexArray argmax(const Tensor<T>&, long, bool);                  \
+  template IndexArray argmin(const Tensor<T>&, long, bool);                  \
+  template IndexArray argmax(const Tensor<T>&);                              \
+  template IndexArray argmin(const Tensor<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

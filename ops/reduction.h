@@ -1,4 +1,4 @@
-// Reductions: sum, mean, max.
+// Reductions: sum, mean, max, min, and argmax / argmin (integer results, no gradient).
 //
 // Axes follow torch: negative counts from the end, duplicates are an error, an empty list means
 // every axis, keepdims keeps each
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/tensor.h"
+#include "ops/index_array.h"
 
 namespace tapegrad {
 
@@ -25,5 +26,23 @@ Tensor<T> mean(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims 
 // of each slice, as torch routes it to the index it returns.
 template <class T>
 Tensor<T> max(const Tensor<T>& a, long axis, bool keepdims = false);
+// Minimum along one axis (torch.min(a, dim).values); the gradient goes to the first minimal element.
+// NaN counts as the extreme value in both, as torch propagates it.
+template <class T>
+Tensor<T> min(const Tensor<T>& a, long axis, bool keepdims = false);
+
+// torch.argmax(a, dim, keepdim) / torch.argmin: the position along `axis` of the first maximal
+// (minimal) element of each slice, as an integer array of the reduced shape. Throws naming the op
+// for an empty axis.
+template <class T>
+IndexArray argmax(const Tensor<T>& a, long axis, bool keepdims = false);
+template <class T>
+IndexArray argmin(const Tensor<T>& a, long axis, bool keepdims = false);
+// torch.argmax(a) / torch.argmin(a): the flat (row-major) index of the first maximal (minimal)
+// element, a 0-d integer array. Throws for an empty tensor.
+template <class T>
+IndexArray argmax(const Tensor<T>& a);
+template <class T>
+IndexArray argmin(const Tensor<T>& a);
 
 }  // namespace tapegrad

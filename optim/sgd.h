@@ -5,38 +5,33 @@
 //   if momentum != 0:  b <- g on the first step, else b <- momentum * b + (1 - dampening) * g
 //                      g <- nesterov ? g + momentum * b : b
 //   p <- p - lr * g
-// step() runs under NoGradGuard: an update is not part of any graph.
+// step() runs under NoGradGuard: an update is not part of any graph. Its state (for checkpoints,
+// optim/optimizer.h) is the momentum buffer b of each parameter: "sgd.momentum_buffer.<i>".
 #pragma once
 
 #include <vector>
 
 #include "autograd/tensor.h"
+#include "optim/optimizer.h"
 
 namespace tapegrad {
 
 template <class T>
-class SGD {
+class SGD : public Optimizer<T> {
  public:
   SGD(std::vector<Tensor<T>> params, T lr, T momentum = 0, T weight_decay = 0, T dampening = 0,
       bool nesterov = false);
 
-  void step();
-  void zero_grad();  // zeros every parameter's grad (torch's set_to_none=False behaviour)
+  void step() override;
 
-  T lr() const { return lr_; }
-  void set_lr(T lr) { lr_ = lr; }
-  const std::vector<Tensor<T>>& params() const { return params_; }
-  // Momentum buffers, one per parameter; empty until the first step that used momentum.
-  // Exposed so checkpoints can save and restore them.
-  std::vector<xt::xarray<T>>& momentum_buffers() { return buffers_; }
-  std::vector<bool>& has_momentum_buffer() { return has_buffer_; }
+  // Momentum buffers, one per parameter; meaningful once has_momentum_buffer()[i] (after the
+  // first step that used momentum). The optimiser's state, as state() lists it.
+  std::vector<xt::xarray<T>>& momentum_buffers() { return this->state_[0]; }
+  std::vector<bool>& has_momentum_buffer() { return this->has_state_; }
 
  private:
-  std::vector<Tensor<T>> params_;
-  T lr_, momentum_, weight_decay_, dampening_;
+  T momentum_, weight_decay_, dampening_;
   bool nesterov_;
-  std::vector<xt::xarray<T>> buffers_;
-  std::vector<bool> has_buffer_;
 };
 
 }  // namespace tapegrad
