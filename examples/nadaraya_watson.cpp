@@ -217,12 +217,12 @@ Prediction<T> predict(const Data& data, NWModel<T>& model, bool fused) {
 
 // ---- write: every output staged, then moved into place at once -----------------------------------
 
-// The d = 2 figures' plane: an n x n grid over the training inputs' box, estimated by both
+// The d = 2 figures' plane: a side x side grid over the training inputs' box, estimated by both
 // poolings in chunks (each chunk's (rows, n_train, d) intermediates stay near 2e6 elements).
 template <class T>
 void plane_estimates(const Options& options, const Data& data, NWModel<T>& model, PlotData& plot) {
   NoGradGuard no_grad;
-  plot.plane_n = kPlaneGrid;
+  plot.plane_n = plane_grid_side(data.n_train());
   plot.plane = plane_grid(data.x_train, plot.plane_n);
   const std::size_t total = plot.plane_n * plot.plane_n;
   const double per_row =
@@ -345,6 +345,7 @@ int run(const Options& options) {
   if (pooled.parzen_total)
     json["parzen_agreement"] = {{"agree", pooled.parzen_agree}, {"queries", pooled.parzen_total}};
   Written written;
+  written.script = !options.no_plots;
   if (stage_outputs(outputs, data, pooled, prediction, plot, json, !options.no_plots))
     written.figures = figure_files(plot).size();
   if (options.graph) stage_graph(outputs, data, model, written);

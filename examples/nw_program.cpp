@@ -160,7 +160,8 @@ void print_written(const Options& options, const Data& data, const Written& writ
   std::cout << "wrote " << (std::filesystem::path(options.out_dir) / "predictions.csv").string()
             << (data.classification ? ", probabilities_*.csv" : "")
             << ", attention_*.csv, training.json";
-  if (written.figures) std::cout << ", plots.gp and " << written.figures << " figures";
+  if (written.script) std::cout << ", plots.gp";
+  if (written.figures) std::cout << " and " << written.figures << " figures";
   if (written.graph_dot) std::cout << ", graph.dot";
   if (written.graph_png) std::cout << ", graph.png";
   std::cout << " in " << options.out_dir;

@@ -144,6 +144,7 @@ void print_prediction_summary(const Data& data, const std::vector<double>& param
 // The run's last line: every file written into --out (the figures as their number, graph.dot and
 // graph.png with --graph) and the --save checkpoint.
 struct Written {
+  bool script = false;      // plots.gp (written without gnuplot too)
   std::size_t figures = 0;  // PNGs drawn by plots.gp (0: no figures)
   bool graph_dot = false, graph_png = false;
 };

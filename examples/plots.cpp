@@ -1,11 +1,17 @@
 #include "examples/plots.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 #include <sstream>
 
 namespace tapegrad {
+
+std::size_t plane_grid_side(std::size_t n_train) {
+  const double side = std::sqrt(2e7 / double(std::max<std::size_t>(n_train, 1)));
+  return std::size_t(std::clamp(side, 60.0, 100.0));
+}
 
 std::vector<std::size_t> even_picks(std::size_t n, std::size_t k) {
   std::vector<std::size_t> picks;

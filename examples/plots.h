@@ -26,7 +26,10 @@ inline constexpr std::size_t kMaxCurvePoints = 4000;  // vertices of a curve (es
 // panels of 1200 x 320), so that no cell is narrower than a pixel and drops out of the picture.
 inline constexpr std::size_t kMaxHeatmapCells = 400;
 inline constexpr std::size_t kMaxPanelCells = 120;
-inline constexpr std::size_t kPlaneGrid = 100;  // d = 2: the plane figures' grid, a side
+
+// d = 2: the side of the plane figures' grid over n training points: 100 while the grid's
+// 100 x 100 x n query-key pairs stay within 2e7 (n <= 2000), then fewer, down to 60.
+std::size_t plane_grid_side(std::size_t n_train);
 
 // k indices of 0..n-1 spread evenly, the first and the last among them (all n when n <= k).
 std::vector<std::size_t> even_picks(std::size_t n, std::size_t k);
