@@ -296,7 +296,8 @@ void loss_figure(std::ostream& os, const PlotData& d) {
     os << "set yrange [0:1]\nset label 1 'no training epochs' at graph 0.5, graph 0.5 center\n"
        << "plot 2 notitle\nunset label 1\n";
   else
-    os << "plot $loss using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4'\n";
+    os << "plot $loss using 1:2 with " << (epochs <= 50 ? "linespoints" : "lines")
+       << " lw 2 pt 7 lc rgb '#1f77b4'\n";  // a point per epoch while they stay apart
   os << "set xtics autofreq format '% h'\n";
 }
 
