@@ -8,9 +8,10 @@
 //                   [--save PATH] [--resume PATH] [--graph]
 //                   [--dataset chapter|chapter2d|surface|moons] [--task regression|classification]
 //                   [--widths shared|per-coordinate] [--loss squared|cross-entropy]
+//                   [--log-every N] [--quiet]
 //
 // With no arguments: the chapter's data (seeded), average pooling, nonparametric pooling, 5 epochs
-// of leave-one-out training of w with SGD (lr 0.5) through composed ops (softmax, bmm),
+// of leave-one-out training of w with SGD (lr 0.5) through composed ops (nw_logits, softmax, bmm),
 // predictions, CSV/JSON outputs and figures in out/.
 //
 // One pipeline for every d and both tasks (2nd edition, "Attention Pooling by Similarity": x in
@@ -26,8 +27,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -123,12 +126,36 @@ Pooled<T> pool(const Options& options, const Data& data, const NWModel<T>& model
 
 // ---- train: w by SGD on leave-one-out keys and values ---------------------------------------------
 
+// One epoch's line: "epoch k, loss L", with w after the step for d >= 2 or per-coordinate widths.
+void print_epoch(long number, double loss, const std::vector<double>& w, bool show_w) {
+  if (show_w)
+    std::printf("epoch %ld, loss %.6f, w %s\n", number, loss, w_text(w, true).c_str());
+  else
+    std::printf("epoch %ld, loss %.6f\n", number, loss);
+}
+
+// The run's first step that changed w more than tenfold gets one warning on stderr.
+void warn_big_step(const Options& options, const Data& data, const std::vector<double>& before,
+                   const std::vector<double>& after, long number, ProgressLine& progress,
+                   bool& warned) {
+  if (warned) return;
+  const std::string warning = big_step_warning(before, after, number, data.n_train(), options.lr);
+  if (warning.empty()) return;
+  progress.erase();
+  std::cerr << "nadaraya_watson: warning: " << warning << "\n";
+  warned = true;
+}
+
 template <class T>
 Training train(const Options& options, const Data& data, NWModel<T>& model, bool fused) {
   const bool show_w = data.d >= 2 || options.widths == "per-coordinate";
   model.start_training(fused);
   print_training_plan(options, data, model.w_init, fused);
+  const EpochLog log = epoch_log(options, model.epochs_before);
+  ProgressLine progress(options.epochs, !options.quiet && stderr_is_terminal());
   Training result;
+  std::vector<double> w_before = model.w();
+  bool warned = false;
   const auto start = std::chrono::steady_clock::now();
   for (long epoch = 0; epoch < options.epochs; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
@@ -141,12 +168,15 @@ Training train(const Options& options, const Data& data, NWModel<T>& model, bool
     result.losses.push_back(static_cast<double>(loss.item()));
     result.w_per_epoch.push_back(model.w());
     const long number = model.epochs_before + epoch + 1;
-    if (show_w)  // w after this epoch's step
-      std::printf("epoch %ld, loss %.6f, w %s\n", number, result.losses.back(),
-                  w_text(model.w(), true).c_str());
-    else
-      std::printf("epoch %ld, loss %.6f\n", number, result.losses.back());
+    warn_big_step(options, data, w_before, model.w(), number, progress, warned);
+    w_before = result.w_per_epoch.back();
+    if (log.prints(number)) {  // stdout is line-buffered: each line leaves at once
+      progress.erase();
+      print_epoch(number, result.losses.back(), w_before, show_w);
+    }
+    progress.update(epoch + 1);
   }
+  progress.erase();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.w = model.w();
   std::cout << "learned w = " << w_text(result.w, options.widths == "per-coordinate") << "\n";
@@ -187,12 +217,12 @@ Prediction<T> predict(const Data& data, NWModel<T>& model, bool fused) {
 
 // ---- write: every output staged, then moved into place at once -----------------------------------
 
-// The d = 2 figures' plane: an n x n grid over the training inputs' box, estimated by both
+// The d = 2 figures' plane: a side x side grid over the training inputs' box, estimated by both
 // poolings in chunks (each chunk's (rows, n_train, d) intermediates stay near 2e6 elements).
 template <class T>
 void plane_estimates(const Options& options, const Data& data, NWModel<T>& model, PlotData& plot) {
   NoGradGuard no_grad;
-  plot.plane_n = 60;
+  plot.plane_n = plane_grid_side(data.n_train());
   plot.plane = plane_grid(data.x_train, plot.plane_n);
   const std::size_t total = plot.plane_n * plot.plane_n;
   const double per_row =
@@ -246,28 +276,44 @@ bool stage_outputs(OutputTransaction& outputs, const Data& data, const Pooled<T>
                    const Prediction<T>& prediction, const PlotData& plot,
                    const nlohmann::json& json, bool plots) {
   const int precision = std::is_same_v<T, float> ? 9 : 17;
+  const bool single = std::is_same_v<T, float>;
   outputs.write("predictions.csv", predictions_csv(plot, precision));
   if (data.classification) {
     outputs.write(
         "probabilities_nonparametric.csv",
-        probabilities_csv(to_matrix(pooled.nonparametric.y_hat.value()), data.classes, precision));
+        probabilities_csv(to_matrix(pooled.nonparametric.y_hat.value()), data.classes, single));
     outputs.write("probabilities_parametric.csv",
-                  probabilities_csv(to_matrix(prediction.f), data.classes, precision));
+                  probabilities_csv(to_matrix(prediction.f), data.classes, single));
   }
-  outputs.write("attention_nonparametric.csv", matrix_csv(plot.attention_nonparametric, precision));
-  outputs.write("attention_parametric.csv", matrix_csv(plot.attention_parametric, precision));
+  outputs.write("attention_nonparametric.csv", matrix_csv(plot.attention_nonparametric, single));
+  outputs.write("attention_parametric.csv", matrix_csv(plot.attention_parametric, single));
   outputs.write("training.json", json.dump(2) + "\n");
   return plots && draw_figures(outputs, plot);
 }
 
 // --graph: the tape of one composed training step on a few training points (graph_points; the
-// loss of the run's task) at w_init, staged as graph.dot and, with Graphviz, graph.png.
+// loss of the run's task) at w_init, staged as graph.dot and, with Graphviz, graph.png. It is
+// recorded on a thread of its own, whose tape is empty, so its positions start at #1.
 template <class T>
-void stage_graph(OutputTransaction& outputs, const Data& data, const NWModel<T>& model) {
-  const GraphFiles files = write_graph(outputs.staging_dir().string(),
-                                       model.graph_loss(graph_points(data), model.w_init));
+void stage_graph(OutputTransaction& outputs, const Data& data, const NWModel<T>& model,
+                 Written& written) {
+  GraphFiles files;
+  std::exception_ptr error;
+  std::thread recorder([&] {
+    try {
+      files = write_graph(outputs.staging_dir().string(),
+                          model.graph_loss(graph_points(data), model.w_init));
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  recorder.join();
+  if (error) std::rethrow_exception(error);
   outputs.add_written("graph.dot");
-  if (!files.png.empty()) outputs.add_written("graph.png");
+  written.graph_dot = true;
+  if (files.png.empty()) return;
+  outputs.add_written("graph.png");
+  written.graph_png = true;
 }
 
 // ---- the run: load, pool, train, predict, write --------------------------------------------------
@@ -277,6 +323,7 @@ int run(const Options& options) {
   Rng rng(options.seed);
   const Data data = load_data(options, rng);
   check_magnitudes(data, options);
+  check_memory_budget(options, data, sizeof(T));  // --impl composed: refused before any work
   // The chapter initialises w with torch.rand(1): U(0, 1), drawn after the data; with
   // per-coordinate widths every coordinate of w starts at this one draw.
   NWModel<T> model(data, options, options.w_init ? *options.w_init : rng.uniform());
@@ -297,12 +344,14 @@ int run(const Options& options) {
   if (data.classification) json["train_accuracy"] = prediction.train_accuracy;
   if (pooled.parzen_total)
     json["parzen_agreement"] = {{"agree", pooled.parzen_agree}, {"queries", pooled.parzen_total}};
-  const bool figures =
-      stage_outputs(outputs, data, pooled, prediction, plot, json, !options.no_plots);
-  if (options.graph) stage_graph(outputs, data, model);
+  Written written;
+  written.script = !options.no_plots;
+  if (stage_outputs(outputs, data, pooled, prediction, plot, json, !options.no_plots))
+    written.figures = figure_files(plot).size();
+  if (options.graph) stage_graph(outputs, data, model, written);
   stage_save(outputs, options, data, model);
   outputs.commit();
-  print_written(options, data, figures, figure_files(plot).size());
+  print_written(options, data, written);
   return 0;
 }
 
@@ -319,6 +368,9 @@ int main(int argc, char** argv) {
   // them cost more than the arithmetic (docs/performance.md).
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // Every line leaves as soon as it is complete, into a pipe or a file too: a long run's progress
+  // is readable while it runs (std::cout writes through stdio, synchronised with it).
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   Options options;
   CLI::App app{"Nadaraya-Watson kernel regression as attention pooling (d2l), on tapegrad"};
   add_flags(app, options);

@@ -1,8 +1,11 @@
 #include "examples/nw_program.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -25,14 +28,56 @@ std::int64_t majority_label(const std::vector<std::int64_t>& labels, std::size_t
   return static_cast<std::int64_t>(std::max_element(count.begin(), count.end()) - count.begin());
 }
 
-std::string matrix_csv(const Matrix& m, int precision) {
-  std::ostringstream os;
-  os.precision(precision);
-  for (const auto& row : m) {
-    for (std::size_t c = 0; c < row.size(); ++c) os << (c ? "," : "") << row[c];
-    os << "\n";
+namespace {
+
+// "1.9708e-05" -> "1.9708e-5", "2e+10" -> "2e10": the exponent without its sign "+" or leading
+// zeros, as every CSV reader parses it.
+std::string compact_exponent(std::string s) {
+  const std::size_t at = s.find('e');
+  if (at == std::string::npos) return s;
+  std::string exponent = s.substr(at + 1);
+  const bool negative = exponent[0] == '-';
+  exponent.erase(0, exponent.find_first_not_of("+-0"));
+  if (exponent.empty()) return s.substr(0, at);
+  return s.substr(0, at) + "e" + (negative ? "-" : "") + exponent;
+}
+
+// v as the shorter of its fixed and scientific texts: for a double, the shortest that reads back
+// as the same double; for a float (single), 6 significant digits, the decimal digits a float holds
+// faithfully (numeric_limits<float>::digits10): large attention matrices take a fifth fewer bytes
+// than with a float's exact 9, and float32 sums over n terms are not more accurate than that.
+void append_number(std::string& text, double v, bool single) {
+  char a[64], b[64];
+  const auto fixed = single ? std::to_chars(a, a + 64, float(v), std::chars_format::general, 6)
+                            : std::to_chars(a, a + 64, v);
+  const auto sci = single ? std::to_chars(b, b + 64, float(v), std::chars_format::scientific, 5)
+                          : std::to_chars(b, b + 64, v, std::chars_format::scientific);
+  std::string x = compact_exponent(std::string(a, fixed.ptr));
+  std::string y = compact_exponent(std::string(b, sci.ptr));
+  if (single && y.find('e') != std::string::npos) {  // drop the mantissa's trailing zeros
+    const std::size_t e = y.find('e');
+    std::string mantissa = y.substr(0, e);
+    if (mantissa.find('.') != std::string::npos) {
+      mantissa.erase(mantissa.find_last_not_of('0') + 1);
+      if (mantissa.back() == '.') mantissa.pop_back();
+    }
+    y = mantissa + y.substr(e);
   }
-  return os.str();
+  text += x.size() <= y.size() ? x : y;
+}
+
+}  // namespace
+
+std::string matrix_csv(const Matrix& m, bool single) {
+  std::string text;
+  for (const auto& row : m) {
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      if (c) text += ',';
+      append_number(text, row[c], single);
+    }
+    text += '\n';
+  }
+  return text;
 }
 
 std::string predictions_csv(const PlotData& plot, int precision) {
@@ -53,10 +98,10 @@ std::string predictions_csv(const PlotData& plot, int precision) {
   return os.str();
 }
 
-std::string probabilities_csv(const Matrix& p, std::size_t classes, int precision) {
+std::string probabilities_csv(const Matrix& p, std::size_t classes, bool single) {
   std::string header;
   for (std::size_t c = 0; c < classes; ++c) header += (c ? ",p" : "p") + std::to_string(c);
-  return header + "\n" + matrix_csv(p, precision);
+  return header + "\n" + matrix_csv(p, single);
 }
 
 std::string w_text(const std::vector<double>& w, bool as_list) {
@@ -95,10 +140,8 @@ void print_training_plan(const Options& options, const Data& data,
   std::cout << "parametric pooling: training w (w_init "
             << w_text(w_init, !chapter && options.widths == "per-coordinate") << ", ";
   if (!chapter) std::cout << options.widths << " widths, ";
-  std::cout << (fused     ? "fused op"
-                : chapter ? "composed ops: repeat_interleave, softmax, bmm"
-                          : "composed ops: weighted_sq_distances, softmax, bmm")
-            << ") on " << (leave_one_out ? "leave-one-out pairs (" : "all pairs (") << n << " x "
+  std::cout << (fused ? "fused op" : "composed ops: nw_logits, softmax, bmm") << ") on "
+            << (leave_one_out ? "leave-one-out pairs (" : "all pairs (") << n << " x "
             << (leave_one_out ? n - 1 : n) << "), ";
   if (!chapter) std::cout << loss_name(options) << " loss, ";
   std::cout << "lr " << options.lr << ", " << options.epochs << " epochs\n";
@@ -113,13 +156,101 @@ void print_prediction_summary(const Data& data, const std::vector<double>& param
     std::cout << "parametric pooling: MSE vs truth " << mse(parametric, data.y_truth) << "\n";
 }
 
-void print_written(const Options& options, const Data& data, bool figures, std::size_t count) {
+void print_written(const Options& options, const Data& data, const Written& written) {
   std::cout << "wrote " << (std::filesystem::path(options.out_dir) / "predictions.csv").string()
             << (data.classification ? ", probabilities_*.csv" : "")
-            << ", attention_*.csv, training.json"
-            << (figures ? ", plots.gp and " + std::to_string(count) + " figures" : "") << " in "
-            << options.out_dir << "\n";
-  if (!options.save_path.empty()) std::cout << "saved checkpoint " << options.save_path << "\n";
+            << ", attention_*.csv, training.json";
+  if (written.script) std::cout << ", plots.gp";
+  if (written.figures) std::cout << " and " << written.figures << " figures";
+  if (written.graph_dot) std::cout << ", graph.dot";
+  if (written.graph_png) std::cout << ", graph.png";
+  std::cout << " in " << options.out_dir;
+  if (!options.save_path.empty()) std::cout << "; checkpoint " << options.save_path;
+  std::cout << "\n";
+}
+
+long default_log_every(long epochs) {
+  const long lines = 40;
+  for (long decade = 1;; decade *= 10)
+    for (long step : {decade, 2 * decade, 5 * decade})
+      if (step * lines >= epochs) return step;
+}
+
+EpochLog epoch_log(const Options& options, long epochs_before) {
+  EpochLog log;
+  log.every = options.log_every > 0 ? options.log_every : default_log_every(options.epochs);
+  log.first = epochs_before + 1;
+  log.last = epochs_before + options.epochs;
+  log.quiet = options.quiet;
+  return log;
+}
+
+bool EpochLog::prints(long number) const {
+  if (number == last) return true;
+  return !quiet && (number == first || number % every == 0);
+}
+
+namespace {
+
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// 42 s, 3 min 5 s, 2 h 7 min.
+std::string duration_text(double seconds) {
+  const long s = std::lround(std::max(0.0, seconds));
+  if (s < 60) return std::to_string(s) + " s";
+  if (s < 3600) return std::to_string(s / 60) + " min " + std::to_string(s % 60) + " s";
+  return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
+}
+
+}  // namespace
+
+bool stderr_is_terminal() {
+  return ::isatty(STDERR_FILENO) == 1;
+}
+
+ProgressLine::ProgressLine(long total, bool enabled)
+    : total_(total), enabled_(enabled && total > 0), start_(seconds_now()) {}
+
+void ProgressLine::update(long done) {
+  if (!enabled_) return;
+  const double now = seconds_now(), elapsed = now - start_;
+  if (elapsed < 0.5 || (last_draw_ >= 0 && now - last_draw_ < 0.2) || done >= total_) return;
+  const double rate = double(done) / elapsed;
+  char text[160];
+  std::snprintf(text, sizeof text, "\repoch %ld/%ld, %.3g epochs/s, %s left\033[K", done, total_,
+                rate, duration_text(double(total_ - done) / rate).c_str());
+  std::fputs(text, stderr);
+  std::fflush(stderr);
+  shown_ = true;
+  last_draw_ = now;
+}
+
+void ProgressLine::erase() {
+  if (!shown_) return;
+  std::fputs("\r\033[K", stderr);
+  std::fflush(stderr);
+  shown_ = false;
+}
+
+std::string big_step_warning(const std::vector<double>& before, const std::vector<double>& after,
+                             long number, std::size_t n, double lr) {
+  for (std::size_t k = 0; k < before.size() && k < after.size(); ++k) {
+    const double from = std::abs(before[k]), to = std::abs(after[k]);
+    if (from == 0 || !std::isfinite(to) || (to <= 10 * from && 10 * to >= from)) continue;
+    const double ratio = to > from ? to / from : from / to;
+    std::ostringstream os;
+    os << "epoch " << number << "'s step changed w"
+       << (before.size() > 1 ? "_" + std::to_string(k + 1) : "") << " from " << before[k] << " to "
+       << after[k] << " (" << std::llround(std::min(ratio, 1e18)) << "x"
+       << (to > from ? "" : " smaller") << "): the loss is a sum over the n = " << n
+       << " training points, as in the book, so its gradient and each step grow with n; for the "
+          "step of the mean loss try --lr "
+       << lr / double(n) << " (--lr / n)";
+    return os.str();
+  }
+  return "";
 }
 
 void check_training_finite(const Training& training) {
@@ -195,19 +326,41 @@ double composed_arrays_alive(std::size_t d, std::size_t classes) {
 
 }  // namespace
 
-bool use_fused(const Options& options, const Data& data, std::size_t value_bytes) {
-  if (!options.impl.empty()) return options.impl == "fused";
+ComposedMemory composed_memory(const Options& options, const Data& data, std::size_t value_bytes) {
   const std::size_t n = data.n_train(), n_query = data.n_query();
   const std::size_t m = options.keep_self ? n : n - 1;
-  const double arrays_alive = composed_arrays_alive(data.d, data.classes);
   const bool training_larger = double(n) * double(m) >= double(n_query) * double(n);
-  const std::size_t rows = training_larger ? n : n_query, cols = training_larger ? m : n;
-  const double mib = arrays_alive * double(rows) * double(cols) * double(value_bytes) / (1 << 20);
-  if (mib <= double(options.memory_budget_mib)) return false;
+  ComposedMemory memory;
+  memory.arrays = composed_arrays_alive(data.d, data.classes);
+  memory.rows = training_larger ? n : n_query;
+  memory.cols = training_larger ? m : n;
+  memory.mib = memory.arrays * double(memory.rows) * double(memory.cols) * double(value_bytes) /
+               double(1 << 20);
+  return memory;
+}
+
+void check_memory_budget(const Options& options, const Data& data, std::size_t value_bytes) {
+  if (options.impl != "composed") return;
+  const ComposedMemory memory = composed_memory(options, data, value_bytes);
+  if (memory.mib <= double(options.memory_budget_mib)) return;
+  char text[320];
+  std::snprintf(text, sizeof text,
+                "--impl composed would keep about %.0f arrays of %zu x %zu %s alive, about %.0f "
+                "MiB, over --memory-budget %ld MiB: use --impl fused (O(n) memory) or raise "
+                "--memory-budget",
+                memory.arrays, memory.rows, memory.cols, options.dtype.c_str(), memory.mib,
+                options.memory_budget_mib);
+  throw UsageError(text);
+}
+
+bool use_fused(const Options& options, const Data& data, std::size_t value_bytes) {
+  if (!options.impl.empty()) return options.impl == "fused";
+  const ComposedMemory memory = composed_memory(options, data, value_bytes);
+  if (memory.mib <= double(options.memory_budget_mib)) return false;
   std::printf(
       "parametric pooling: the composed ops would keep about %.0f arrays of %zu x %zu alive "
       "(%.0f MiB > --memory-budget %ld MiB): using the fused op\n",
-      arrays_alive, rows, cols, mib, options.memory_budget_mib);
+      memory.arrays, memory.rows, memory.cols, memory.mib, options.memory_budget_mib);
   return true;
 }
 

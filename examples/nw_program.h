@@ -119,13 +119,14 @@ double mse(const std::vector<double>& a, const std::vector<double>& b);
 // The class with the most training examples, ties to the smallest label.
 std::int64_t majority_label(const std::vector<std::int64_t>& labels, std::size_t classes);
 
-// Rows of numbers as CSV lines (no header), `precision` significant digits.
-std::string matrix_csv(const Matrix& m, int precision);
+// Rows of numbers as CSV lines (no header): for a float64 run (single false) each number the
+// shortest text that reads back as the same double; for float32, 6 significant digits.
+std::string matrix_csv(const Matrix& m, bool single);
 // predictions.csv: the query's coordinates (x, or x1..xd), then the three poolings' estimates
 // (values, or labels as integers for classification).
 std::string predictions_csv(const PlotData& plot, int precision);
 // probabilities_*.csv: a header p0..p(C-1), then the rows of p.
-std::string probabilities_csv(const Matrix& p, std::size_t classes, int precision);
+std::string probabilities_csv(const Matrix& p, std::size_t classes, bool single);
 
 // w in words: "0.5" for one number, "[0.5, 0.25]" for a list (per-coordinate widths).
 std::string w_text(const std::vector<double>& w, bool as_list);
@@ -140,7 +141,58 @@ void print_training_plan(const Options& options, const Data& data,
 // The parametric pooling's summary: its leave-one-out accuracy, or its MSE against the truth.
 void print_prediction_summary(const Data& data, const std::vector<double>& parametric,
                               double accuracy);
-void print_written(const Options& options, const Data& data, bool figures, std::size_t count);
+// The run's last line: every file written into --out (the figures as their number, graph.dot and
+// graph.png with --graph) and the --save checkpoint.
+struct Written {
+  bool script = false;      // plots.gp (written without gnuplot too)
+  std::size_t figures = 0;  // PNGs drawn by plots.gp (0: no figures)
+  bool graph_dot = false, graph_png = false;
+};
+void print_written(const Options& options, const Data& data, const Written& written);
+
+// ---- training logs -------------------------------------------------------------------------------
+
+// The epoch cadence when --log-every is not given: every epoch up to 40 epochs; beyond, the
+// smallest of 1, 2, 5, 10, 20, 50, ... that keeps about 40 lines (2000 epochs: every 50th).
+long default_log_every(long epochs);
+
+// Which epochs print "epoch k, loss L": every every-th epoch number (numbers count from the first
+// epoch ever trained, so a resumed run keeps its cadence), this run's first, and its last, which
+// always prints; quiet prints the last alone.
+struct EpochLog {
+  long every = 1, first = 1, last = 0;
+  bool quiet = false;
+  bool prints(long number) const;
+};
+EpochLog epoch_log(const Options& options, long epochs_before);
+
+// A progress line on stderr when stderr is a terminal: "epoch 120/2000, 45.2 epochs/s, 42 s left",
+// redrawn in place ("\r", the rest of the row cleared). Drawn from half a second into the run, at
+// most five times a second; never drawn when disabled (stderr a file or a pipe, or --quiet).
+class ProgressLine {
+ public:
+  ProgressLine(long total, bool enabled);
+  ~ProgressLine() { erase(); }
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+  void update(long done);  // `done` epochs of `total` finished
+  void erase();            // clears the row: call before printing a line of one's own
+
+ private:
+  long total_;
+  bool enabled_, shown_ = false;
+  double start_, last_draw_ = -1;
+};
+
+// Whether stderr is a terminal (where ProgressLine draws).
+bool stderr_is_terminal();
+
+// The warning for one SGD step (epoch `number`) that changed a coordinate of w more than tenfold
+// in magnitude, or "" when none did (nor when w was 0 or the new w is not finite): it names the
+// cause, the loss summing over the n training points as in the book (its gradient, and so the
+// step, grows with n), and a remedy, the learning rate divided by n.
+std::string big_step_warning(const std::vector<double>& before, const std::vector<double>& after,
+                             long number, std::size_t n, double lr);
 
 // What training produced: the loss of each epoch, the time, the learned w.
 struct Training {
@@ -177,9 +229,20 @@ void stage_save(OutputTransaction& outputs, const Options& options, const Data& 
                      options.save_path);
 }
 
-// Composed unless --impl says otherwise or the composed ops' intermediates (composed_arrays_alive
-// arrays of rows x cols elements, the larger of training's n x m and prediction's n_query x n)
-// exceed --memory-budget; prints one line when it switches.
+// What the composed ops would keep alive at their peak: about `arrays` arrays of rows x cols
+// elements, the larger of training's n x m and prediction's n_query x n, `mib` MiB in all.
+struct ComposedMemory {
+  double arrays = 0, mib = 0;
+  std::size_t rows = 0, cols = 0;
+};
+ComposedMemory composed_memory(const Options& options, const Data& data, std::size_t value_bytes);
+
+// --impl composed whose intermediates exceed --memory-budget is refused before any work: throws
+// UsageError naming the estimate, the budget and the remedies.
+void check_memory_budget(const Options& options, const Data& data, std::size_t value_bytes);
+
+// Composed unless --impl says otherwise or the composed ops' intermediates exceed
+// --memory-budget; prints one line when it switches.
 bool use_fused(const Options& options, const Data& data, std::size_t value_bytes);
 
 // The training points --graph draws: the first 20, plus for classification a second example of

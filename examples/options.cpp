@@ -10,6 +10,23 @@
 
 namespace tapegrad {
 
+namespace {
+
+// --log-every and --quiet: how much of a long run's training prints.
+void add_log_flags(CLI::App& app, Options& options) {
+  CLI::Option* every =
+      app.add_option("--log-every", options.log_every,
+                     "print every N-th epoch's line, 1.." + std::to_string(limits::kMaxEpochs) +
+                         " (default: every epoch up to 40 epochs, else about 40 lines; the first "
+                         "and the last epoch always print)")
+          ->check(CLI::Range(1L, limits::kMaxEpochs));
+  app.add_flag("--quiet", options.quiet,
+               "print only the last epoch's line, and no progress line on a terminal")
+      ->excludes(every);
+}
+
+}  // namespace
+
 void add_flags(CLI::App& app, Options& options) {
   app.add_option("--train", options.train_path,
                  "training CSV with header x,y or x1,...,xd,y (default: --dataset)");
@@ -62,6 +79,7 @@ void add_flags(CLI::App& app, Options& options) {
       "composed model on the first 20 training points: the tape that backward walks");
   app.add_flag("--keep-self", options.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
+  add_log_flags(app, options);
 }
 
 std::string dataset_name(const Options& options) {

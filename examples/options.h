@@ -50,6 +50,11 @@ struct Options {
   long memory_budget_mib = 1024;
   bool no_plots = false, keep_self = false;
   bool graph = false;  // write graph.dot (and graph.png) of one composed training step
+  // Epoch lines: 0 chooses from --epochs (every epoch up to 40, else about 40 lines); N prints
+  // every N-th. The first and the last epoch always print; quiet prints the last alone and no
+  // progress line.
+  long log_every = 0;
+  bool quiet = false;
 };
 
 // The data set to generate ("chapter" when --dataset is not given) and the loss to train with

@@ -10,8 +10,21 @@
 namespace tapegrad {
 
 template <class T>
+Linear<T>::Linear(std::size_t in_features, std::size_t out_features, bool bias)
+    : in_(in_features), out_(out_features) {
+  // One draw at a time from the thread's generator: rand({1}) is its next uniform, so the layer
+  // takes the same numbers an Rng of the same seed gives.
+  init(bias, [] { return rand<double>(Shape{1}).value()(0); });
+}
+
+template <class T>
 Linear<T>::Linear(std::size_t in_features, std::size_t out_features, bool bias, Rng& rng)
     : in_(in_features), out_(out_features) {
+  init(bias, [&rng] { return rng.uniform(); });
+}
+
+template <class T>
+void Linear<T>::init(bool bias, const std::function<double()>& uniform) {
   if (in_ == 0 || out_ == 0)
     throw std::invalid_argument("Linear: in_features and out_features must be >= 1");
   // torch: kaiming_uniform_(W, a=sqrt(5)) gives bound sqrt(6 / ((1 + 5) in)) = 1 / sqrt(in); the
@@ -19,7 +32,7 @@ Linear<T>::Linear(std::size_t in_features, std::size_t out_features, bool bias, 
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
   auto draw = [&](const Shape& shape) {
     xt::xarray<T> a = xt::zeros<T>(shape);
-    for (T& v : a) v = static_cast<T>(bound * (2.0 * rng.uniform() - 1.0));
+    for (T& v : a) v = static_cast<T>(bound * (2.0 * uniform() - 1.0));
     return Tensor<T>(std::move(a), true);
   };
   weight_ = draw({out_, in_}).set_name("Linear.weight");

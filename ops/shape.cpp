@@ -58,20 +58,27 @@ Tensor<T> permute_impl(const std::string& op, const Tensor<T>& a,
   });
 }
 
+// A reshape recorded under the name of the op that asked for it (reshape, unsqueeze, squeeze), so
+// the tape and its picture show what the code called.
+// self: grad.reshape(self.shape)
+template <class T>
+Tensor<T> reshape_as_op(const std::string& op, const Tensor<T>& a, const std::vector<long>& shape) {
+  const Shape to = with_names([&] { return infer_shape(op, a.shape(), shape); }, a);
+  xt::xarray<T> v = a.value();
+  v.reshape(to);
+  return record<T>(op, std::move(v), {a}, [a, op](const Node<T>& out) {
+    xt::xarray<T> g = out.grad;
+    g.reshape(a.value().shape());
+    accumulate_grad(a, std::move(g), op);
+  });
+}
+
 }  // namespace
 
-// self: grad.reshape(self.shape)
 template <class T>
 Tensor<T> reshape(const Tensor<T>& a, const Dims& shape) {
   check_defined("reshape", a);
-  const Shape to = with_names([&] { return infer_shape("reshape", a.shape(), shape.values()); }, a);
-  xt::xarray<T> v = a.value();
-  v.reshape(to);
-  return record<T>("reshape", std::move(v), {a}, [a](const Node<T>& out) {
-    xt::xarray<T> g = out.grad;
-    g.reshape(a.value().shape());
-    accumulate_grad(a, std::move(g), "reshape");
-  });
+  return reshape_as_op("reshape", a, shape.values());
 }
 
 template <class T>
@@ -90,7 +97,7 @@ Tensor<T> unsqueeze(const Tensor<T>& a, long axis) {
     throw std::invalid_argument("unsqueeze: axis " + std::to_string(axis) +
                                 " is out of range for " + describe(a));
   s.insert(s.begin() + ax, 1);
-  return reshape(a, std::vector<long>(s.begin(), s.end()));
+  return reshape_as_op("unsqueeze", a, std::vector<long>(s.begin(), s.end()));
 }
 
 template <class T>
@@ -102,7 +109,7 @@ Tensor<T> squeeze(const Tensor<T>& a, long axis) {
     throw std::invalid_argument("squeeze: axis " + std::to_string(axis) + " of " + describe(a) +
                                 " has extent " + std::to_string(s[ax]) + ", not 1");
   s.erase(s.begin() + static_cast<long>(ax));
-  return reshape(a, std::vector<long>(s.begin(), s.end()));
+  return reshape_as_op("squeeze", a, std::vector<long>(s.begin(), s.end()));
 }
 
 template <class T>

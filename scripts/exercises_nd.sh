@@ -14,7 +14,7 @@ mkdir -p "$out"
 
 # Exercise 2: 200 points of the chapter's curve in x1, x2 irrelevant; w starts at (1, 1).
 common=(--dataset chapter2d --widths per-coordinate --n-train 200 --epochs 200 --lr 0.05
-        --w-init 1)
+        --w-init 1 --log-every 1)
 # Each epoch prints "epoch k, loss L, w [w1, w2]" (w after that epoch's step): kept as a .dat file.
 w_per_epoch() { tee "$1.log" | sed -n 's/^epoch \([0-9]*\), loss [^,]*, w \[\(.*\), \(.*\)\]$/\1 \2 \3/p' > "$1.dat"; }
 "$nw" "${common[@]}" --out "$out/leave_one_out" | w_per_epoch "$out/leave_one_out_w"

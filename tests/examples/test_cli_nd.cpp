@@ -191,8 +191,8 @@ TEST(CliND, D1DefaultsPrintTheChaptersNumbers) {
       "thread(s)\n"
       "average pooling: f(x) = 2.306 for every query; MSE vs truth 0.885113\n"
       "nonparametric pooling (gaussian, sigma = 1): MSE vs truth 0.423058\n"
-      "parametric pooling: training w (w_init 0.623833, composed ops: repeat_interleave, "
-      "softmax, bmm) on leave-one-out pairs (50 x 49), lr 0.5, 5 epochs\n"
+      "parametric pooling: training w (w_init 0.623833, composed ops: nw_logits, softmax, bmm) "
+      "on leave-one-out pairs (50 x 49), lr 0.5, 5 epochs\n"
       "epoch 1, loss 20.124916\n"
       "epoch 2, loss 8.820965\n"
       "epoch 3, loss 8.816549\n"
@@ -452,14 +452,14 @@ TEST(CliND, GeneratedDataSets) {
   }
 }
 
-// The exercise's runs print w per epoch: chapter2d, per-coordinate widths, with and without
-// --keep-self.
+// The exercise's runs print w per epoch (scripts/exercises_nd.sh asks for every epoch with
+// --log-every 1): chapter2d, per-coordinate widths, with and without --keep-self.
 TEST(CliND, ExerciseRunsPrintWPerEpoch) {
   for (const std::string keep : {"", " --keep-self"}) {
     TempDir tmp;
     const Result r = run_ok(tmp,
                             "--dataset chapter2d --widths per-coordinate --n-train 200 "
-                            "--epochs 50 --no-plots --out " +
+                            "--epochs 50 --log-every 1 --no-plots --out " +
                                 quote((tmp / "o").string()) + keep);
     const auto lines = epoch_lines(r.out);
     ASSERT_EQ(lines.size(), 50u);

@@ -311,7 +311,8 @@ TEST(CliReliability, CheckpointsValidatedByMeaning) {
 }
 
 // No --impl runs the chapter's composed ops and says so; over --memory-budget it switches
-// to the fused op in one line; --impl forces either; training.json records "impl".
+// to the fused op in one line; --impl forces either within the budget; training.json records
+// "impl".
 TEST(CliReliability, DefaultImplIsComposedWithinTheMemoryBudget) {
   TempDir dir;
   auto impl_of = [&](const std::string& out) {
@@ -319,7 +320,7 @@ TEST(CliReliability, DefaultImplIsComposedWithinTheMemoryBudget) {
   };
   Result r = run_nw(dir, "--epochs 1 --no-plots --out " + quote((dir / "a").string()));
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("composed ops: repeat_interleave, softmax, bmm"), std::string::npos);
+  EXPECT_NE(r.out.find("composed ops: nw_logits, softmax, bmm"), std::string::npos);
   EXPECT_EQ(impl_of("a"), "composed");
   // 11 arrays of 400 x 399 float32 = 6.7 MiB > 1 MiB.
   r = run_nw(dir, "--n-train 400 --memory-budget 1 --epochs 1 --no-plots --out " +
@@ -331,11 +332,15 @@ TEST(CliReliability, DefaultImplIsComposedWithinTheMemoryBudget) {
       << r.out;
   EXPECT_NE(r.out.find("fused op) on leave-one-out pairs (400 x 399)"), std::string::npos) << r.out;
   EXPECT_EQ(impl_of("b"), "fused");
-  r = run_nw(dir, "--n-train 400 --memory-budget 1 --impl composed --epochs 1 --no-plots --out " +
+  r = run_nw(dir, "--n-train 400 --memory-budget 8 --impl composed --epochs 1 --no-plots --out " +
                       quote((dir / "c").string()));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out.find("using the fused op"), std::string::npos) << r.out;
   EXPECT_EQ(impl_of("c"), "composed");
+  // --impl composed over the budget is refused (tests/examples/test_cli_logs.cpp).
+  r = run_nw(dir, "--n-train 400 --memory-budget 1 --impl composed --epochs 1 --no-plots --out " +
+                      quote((dir / "d").string()));
+  EXPECT_EQ(r.status, 2) << r.err;
 }
 
 // A --no-plots run after a run with figures removes the earlier figures: --out holds one run's set.

@@ -263,6 +263,26 @@ TEST(Linear, GradcheckSeededInitAndWrongShape) {
   EXPECT_THROW(lin(zeros<double>({2, 4})), std::invalid_argument);
 }
 
+// Without an Rng, Linear draws from the thread's manual_seed generator, as torch.nn.Linear draws
+// from torch.manual_seed's: after manual_seed(s) it equals the layer drawn from Rng(s), a second
+// layer takes the next numbers, and manual_seed(s) again gives the first layer's.
+TEST(Linear, DefaultDrawsFromTheManualSeedGenerator) {
+  manual_seed(11);
+  const Linear<double> first(3, 2);
+  const Linear<double> second(3, 2);
+  Rng rng(11);
+  const Linear<double> from_rng(3, 2, true, rng);
+  Linear<double> a = first, b = from_rng;
+  EXPECT_EQ(a.weight().value(), b.weight().value());
+  EXPECT_EQ(a.bias().value(), b.bias().value());
+  Linear<double> c = second;
+  EXPECT_NE(c.weight().value(), a.weight().value());
+  manual_seed(11);
+  Linear<float> again(3, 2, false);
+  EXPECT_FALSE(again.has_bias());
+  EXPECT_EQ(again.weight().value(), xt::xarray<float>(xt::cast<float>(a.weight().value())));
+}
+
 // Exercise 3 of the 2nd edition: for x, x_i on the unit sphere, ||x - x_i||^2 = 2 - 2 x . x_i,
 // so exp(-(w^2 / 2) ||x - x_i||^2) = exp(-w^2) exp(w^2 x . x_i): the factor exp(-w^2) is the same
 // for every key and cancels in the softmax. Gaussian pooling with width w is softmax(w^2 x . x_i)
