@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch's side of the tapegrad performance comparison (docs/performance.md, issue #4).
+"""PyTorch's side of the tapegrad performance comparison (docs/performance.md).
 
 One invocation runs ONE configuration (the driver bench/run.py starts a fresh process for each,
 so thread settings apply before any parallel region exists and ru_maxrss belongs to that
@@ -10,7 +10,7 @@ bit-identical to bench/bench_data.h) and the timing loop are the same as tapegra
        bmm; MSELoss(reduction='none') / 2, sum, backward, SGD step).  Leave-one-out (n, n-1)
        keys/values built once, untimed; w reset to cfg["w"] (default 0.8, the chapter's w_init;
        untimed) before every epoch, so every repetition runs at that width.
-  W1b  the best plain-PyTorch rewrite of the same epoch (as /work/shared/bench/torch_nw.py):
+  W1b  the best plain-PyTorch rewrite of the same epoch (nothing recomputed that w leaves fixed):
        D2 = (x_i - x_j)^2 precomputed once; timed: logits = D2 * (-w^2/2), masked diagonal,
        softmax, mv with y, 1/2 sum of squares, backward, step.  Same loss and gradient.
   W2   nonparametric Gaussian prediction as the chapter writes it (attention matrix
@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-W_INIT, LR = 0.8, 0.5  # the chapter's set-up as torch_nw.py fixes it (tapegrad_bench.cpp too)
+W_INIT, LR = 0.8, 0.5  # the chapter's w_init and learning rate (tapegrad_bench.cpp's too)
 
 
 # ----------------------------------------------------------------------------- data
@@ -326,7 +326,7 @@ def worker(cfg):
 # ----------------------------------------------------------------------------- selftest
 def selftest():
     """W1 and W1b must give the loss and dL/dw of a numpy float64 closed form on the same data
-    (the idea of torch_nw.py's selftest).  tapegrad is then checked against W1 by the driver."""
+    (an independent reference).  tapegrad is then checked against W1 by the driver."""
     import torch
 
     ok = True
