@@ -200,12 +200,12 @@ def worker_env(threads, malloc):
     t = str(threads)
     env.update(OMP_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t, MKL_NUM_THREADS=t)
     if malloc == "tuned":
-        # Both sides allocate fresh (n, n) buffers in every op. glibc serves big blocks with mmap
-        # and returns them with munmap, so every epoch page-faults its whole working set again
-        # (1 GB and 265k faults per epoch at n = 4000), and on this VM a fault costs ~13 us:
-        # the timings measured the hypervisor, not the arithmetic. Keeping freed memory in the
-        # heap (same setting for every side; examples/nadaraya_watson sets it with mallopt) removes
-        # that. malloc "default" rows run with glibc's defaults: PyTorch as `python3` ships.
+        # Both sides allocate fresh (n, n) buffers in every op; glibc would serve them with mmap
+        # and return them with munmap, so every epoch would page-fault its whole working set
+        # again and time the hypervisor, not the arithmetic (docs/performance.md, "Memory and the
+        # allocator"). Freed memory stays in the heap, the same for every side, as
+        # examples/nadaraya_watson sets it with mallopt; malloc "default" rows run with glibc's
+        # defaults: PyTorch as `python3` ships.
         env.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(64 * 2 ** 30),
                    MALLOC_TOP_PAD_=str(64 * 2 ** 20))
     return env
@@ -284,10 +284,9 @@ def find_widths(args, log):
     over the n points, so the chapter's lr 0.5 at n = 4000 would jump to w ~ 550 in one step).
     n <= 4000 start at the chapter's w_init 0.8; the big n starts from the largest smaller n's
     width (training it from 0.8 at 1e10 pairs per epoch would dominate the run) with lr
-    FIT_LR_BIG: there the loss is so flat in w (12472.6 at w = 11.3, 12449.8 at w = 40) that
-    25 / n moves w by about 1e-3 an epoch and "the width training reaches" would be only the
-    start. With lr 10, w overshoots to about 75 in one step and settles near 37 in about 60
-    epochs (measured: 36.92 after 60, the loss 12449.75 and falling by < 0.01 an epoch)."""
+    FIT_LR_BIG: its loss is so flat in w that 25 / n would move w by about 1e-3 an epoch and
+    "the width training reaches" would be only the start; with lr 10 it settles within the
+    epochs given (the appendix's widths table shows the loss of the first and last epoch)."""
     widths = {}
     ns = sorted(set(args.sweep_sizes) | ({args.big_n} if args.big else set()))
     for n in ns:
