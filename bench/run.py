@@ -417,6 +417,9 @@ def plots(args, results, outdir):
     for gp, dat, png, label in (
             ("plot_scaling.gp", "scaling.dat", "perf_scaling.png", f"float32, {args.plot_threads} thread(s)"),
             ("plot_vs_w.gp", "perf_vs_w.dat", "perf_vs_w.png", "n = 4000, 2 threads")):
+        with open(os.path.join(outdir, dat)) as f:
+            if sum(1 for line in f if not line.startswith("#")) < 2:
+                continue  # a partial run (--only) measured too few points for this plot
         try:
             subprocess.run(["gnuplot", "-e", f"datafile='{os.path.join(outdir, dat)}'; "
                             f"outfile='{os.path.join(outdir, png)}'; label='{label}'",
