@@ -1,23 +1,17 @@
-// Micro-benchmark: is exp's cost independent of its argument? (issue 13)
+// Micro-benchmark: is exp's cost independent of its argument?
 //   build/bench/exp_bench [elements] [repetitions]
 // Times, per element, on one thread, over arrays of uniform arguments in [lo, 0]:
-//   std::exp, -ffast-math  the loop the ops used before ops/kernels/exp.h (libmvec with gcc)
+//   std::exp, -ffast-math  a plain loop vectorised by the compiler (libmvec with gcc)
 //   std::exp, plain        the same loop without -ffast-math (no vector exp: one libm call each)
 //   kernels::exp_array     ops/kernels/exp.h
 // at lo = -1 (nothing underflows), -30, -87 / -700 (down to the underflow threshold of float /
 // double), -300 (float: 71% of the results underflow) and -800 (double: 11% underflow). Best of
 // the repetitions, ns per element.
-// Measured 2026-11-23 (AMD EPYC, AVX-512, -O3 -march=native, one thread, 2^20 elements, best of 15,
-// machine shared so only the ratios matter), ns per element:
-//   range        | gcc 12: -ffast-math std::exp  kernel | clang 14: -ffast-math std::exp  kernel
-//   float [-1,0]   |   0.32                      0.31   |   2.94                          0.36
-//   float [-87,0]  |   0.32                      0.32   |   2.93                          0.36
-//   float [-300,0] |  14.75                      0.32   |  20.74                          0.37
-//   double [-700,0]|   0.84                      0.90   |  11.03                          0.95
-//   double [-800,0]|  14.52                      0.90   |  24.43                          0.96
-// The cause: libmvec's expf/exp leave the vector path for every vector that has a lane whose
-// result underflows (x below about -87.3 in float, -708.4 in double), 45x slower per element; clang
-// never reaches libmvec and calls scalar expf/exp (~3 ns), slower again on underflow.
+// What it shows (docs/performance.md, "Why the fused epoch is fast"): glibc's vector expf/exp
+// (libmvec, reached by gcc under -ffast-math) leave the vector path for every vector with a lane
+// whose result underflows (x below about -87.3 in float, -708.4 in double), tens of times slower
+// per element; clang never reaches libmvec and calls scalar expf/exp. The kernel's exp costs the
+// same at every range.
 // Timing only: the machine should be quiet (see bench/run.sh). Not run by ctest.
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-# The fused training epoch against the width w (issue 13): tapegrad's fused op in both dtypes
+# The fused training epoch against the width w: tapegrad's fused op in both dtypes
 # beside PyTorch's and LibTorch's plain rewrite of the same epoch, at n = 4000, 2 threads.
 # Usage: gnuplot -e "datafile='perf_vs_w.dat'; outfile='perf_vs_w.png'" bench/plot_vs_w.gp
 # (bench/run.py writes perf_vs_w.dat and calls this; docs/performance.md shows the result).

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The tapegrad vs PyTorch / LibTorch performance comparison, end to end (docs/performance.md):
+# The tapegrad vs PyTorch / LibTorch performance comparison, end to end (docs/performance.md).
 #   bash bench/run.sh                # full run (about 20 min on an idle 2-core machine)
-#   bash bench/run.sh --update-doc   # the same, then rewrites docs/performance.md's generated
-#                                    # block and docs/perf_vs_w.png, perf_scaling.png from it
+#   bash bench/run.sh --update-doc   # the same, then rewrites docs/performance.md's generated block,
+#                                    # its appendix docs/performance_detail.md and the plots
 #   bash bench/run.sh --quick        # fewer widths, sizes and reps (under 5 min): a smoke test
+#   bash bench/run.sh --only W4      # only some workloads (W1 W1f W1b W2 W2c W3 W4 W5)
+#   bash bench/run.sh --help         # this text and bench/run.py's options; builds nothing
+# Other arguments go to bench/run.py (e.g. --against bench/results/<stamp>/results.jsonl); they are
+# checked before anything is built, and a bad one exits 2 with one line.
 # Builds, each in its own directory (Release; logs in the directory, shown only on failure):
 #   build-bench/         tapegrad_bench and examples' nadaraya_watson with g++ ($CXX if set)
 #   build-bench-clang/   tapegrad_bench with clang (-DCMAKE_CXX_COMPILER=clang++), if clang++ is installed
@@ -13,12 +17,22 @@
 # python3-torch is there (apt-get, with sudo when not root; the PyTorch side is skipped with a
 # message if that fails) and runs bench/run.py: every configuration in a fresh process, the sides
 # of one comparison back to back, never concurrently. Raw JSON, tables and plots go to
-# bench/results/<timestamp>/. Extra arguments go to bench/run.py (python3 bench/run.py --help).
+# bench/results/<timestamp>/.
 # Do not run it while something else loads the CPUs: the driver waits up to 5 s for idle CPUs
 # before each process and flags rows measured while others were busy, but it cannot make a busy
 # machine quiet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# --help and the arguments' check come first: neither builds nor installs anything.
+for arg in "$@"; do
+  if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    echo
+    exec python3 bench/run.py --help
+  fi
+done
+python3 bench/run.py --check-args "$@" || exit 2
 
 # build DIR LOG_LABEL CMAKE_ARGS... -- TARGETS...: configure and build quietly, 1 on failure.
 build() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch's side of the tapegrad performance comparison (docs/performance.md, issue #4).
+"""PyTorch's side of the tapegrad performance comparison (docs/performance.md).
 
 One invocation runs ONE configuration (the driver bench/run.py starts a fresh process for each,
 so thread settings apply before any parallel region exists and ru_maxrss belongs to that
@@ -10,7 +10,7 @@ bit-identical to bench/bench_data.h) and the timing loop are the same as tapegra
        bmm; MSELoss(reduction='none') / 2, sum, backward, SGD step).  Leave-one-out (n, n-1)
        keys/values built once, untimed; w reset to cfg["w"] (default 0.8, the chapter's w_init;
        untimed) before every epoch, so every repetition runs at that width.
-  W1b  the best plain-PyTorch rewrite of the same epoch (as /work/shared/bench/torch_nw.py):
+  W1b  the best plain-PyTorch rewrite of the same epoch (nothing recomputed that w leaves fixed):
        D2 = (x_i - x_j)^2 precomputed once; timed: logits = D2 * (-w^2/2), masked diagonal,
        softmax, mv with y, 1/2 sum of squares, backward, step.  Same loss and gradient.
   W2   nonparametric Gaussian prediction as the chapter writes it (attention matrix
@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-W_INIT, LR = 0.8, 0.5  # the chapter's set-up as torch_nw.py fixes it (tapegrad_bench.cpp too)
+W_INIT, LR = 0.8, 0.5  # the chapter's w_init and learning rate (tapegrad_bench.cpp's too)
 
 
 # ----------------------------------------------------------------------------- data
@@ -164,65 +164,82 @@ def put_stats(out, times, faults):
                minor_faults_per_rep=faults)
 
 
+def chapter_epoch(x, y, n, dtype, w_bench, fwd_ms):
+    """(epoch, w) for W1: the chapter's training epoch verbatim over (n, n - 1) leave-one-out keys
+    and values built once."""
+    import torch
+    from torch import nn
+
+    class NWKernelRegression(nn.Module):  # d2l, verbatim
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.w = nn.Parameter(torch.full((1,), w_bench, dtype=dtype))
+
+        def forward(self, queries, keys, values):
+            queries = queries.repeat_interleave(keys.shape[1]).reshape((-1, keys.shape[1]))
+            self.attention_weights = nn.functional.softmax(
+                -((queries - keys) * self.w) ** 2 / 2, dim=1)
+            return torch.bmm(self.attention_weights.unsqueeze(1),
+                             values.unsqueeze(-1)).reshape(-1)
+
+    X_tile, Y_tile = x.repeat((n, 1)), y.repeat((n, 1))
+    keep = (1 - torch.eye(n)).type(torch.bool)
+    keys = X_tile[keep].reshape((n, -1))
+    values = Y_tile[keep].reshape((n, -1))
+    del X_tile, Y_tile, keep
+    net = NWKernelRegression()
+    loss = nn.MSELoss(reduction="none")
+    trainer = torch.optim.SGD(net.parameters(), lr=LR)
+
+    def epoch():
+        trainer.zero_grad()
+        t0 = time.perf_counter()
+        l = loss(net(x, keys, values), y) / 2
+        fwd_ms.append(1e3 * (time.perf_counter() - t0))
+        total = l.sum()
+        total.backward()
+        epoch.last = (float(total), float(net.w.grad[0]))
+        trainer.step()
+
+    return epoch, net.w
+
+
+def plain_epoch(x, y, n, dtype, w_bench, fwd_ms):
+    """(epoch, w) for W1b: the plain rewrite over the masked (n, n) squared distances."""
+    import torch
+    from torch import nn
+
+    w = nn.Parameter(torch.full((1,), w_bench, dtype=dtype))
+    D2 = (x[:, None] - x[None, :]) ** 2
+    diag = torch.eye(n, dtype=torch.bool)
+    trainer = torch.optim.SGD([w], lr=LR)
+
+    def epoch():
+        trainer.zero_grad()
+        t0 = time.perf_counter()
+        logits = (D2 * (-0.5 * w * w)).masked_fill(diag, float("-inf"))
+        yhat = torch.softmax(logits, dim=1) @ y
+        total = 0.5 * ((yhat - y) ** 2).sum()
+        fwd_ms.append(1e3 * (time.perf_counter() - t0))
+        total.backward()
+        epoch.last = (float(total), float(w.grad[0]))
+        trainer.step()
+
+    return epoch, w
+
+
 def make_epoch(wl, n, dtype, w_bench=W_INIT):
     """(epoch, reset, w, x, y, fwd_ms) for W1 (chapter verbatim) or W1b (masked (n, n)), reset
     to width w_bench before every epoch."""
     import torch
-    from torch import nn
 
     xd, yd = bench_data(n)
     x, y = torch.from_numpy(xd).to(dtype), torch.from_numpy(yd).to(dtype)
     fwd_ms = []
-    if wl == "W1":
-        class NWKernelRegression(nn.Module):  # d2l, verbatim
-            def __init__(self, **kwargs):
-                super().__init__(**kwargs)
-                self.w = nn.Parameter(torch.full((1,), w_bench, dtype=dtype))
-
-            def forward(self, queries, keys, values):
-                queries = queries.repeat_interleave(keys.shape[1]).reshape((-1, keys.shape[1]))
-                self.attention_weights = nn.functional.softmax(
-                    -((queries - keys) * self.w) ** 2 / 2, dim=1)
-                return torch.bmm(self.attention_weights.unsqueeze(1),
-                                 values.unsqueeze(-1)).reshape(-1)
-
-        X_tile, Y_tile = x.repeat((n, 1)), y.repeat((n, 1))
-        keep = (1 - torch.eye(n)).type(torch.bool)
-        keys = X_tile[keep].reshape((n, -1))
-        values = Y_tile[keep].reshape((n, -1))
-        del X_tile, Y_tile, keep
-        net = NWKernelRegression()
-        loss = nn.MSELoss(reduction="none")
-        trainer = torch.optim.SGD(net.parameters(), lr=LR)
-        w = net.w
-
-        def epoch():
-            trainer.zero_grad()
-            t0 = time.perf_counter()
-            l = loss(net(x, keys, values), y) / 2
-            fwd_ms.append(1e3 * (time.perf_counter() - t0))
-            total = l.sum()
-            total.backward()
-            epoch.last = (float(total), float(w.grad[0]))
-            trainer.step()
-    elif wl == "W1b":
-        w = nn.Parameter(torch.full((1,), w_bench, dtype=dtype))
-        D2 = (x[:, None] - x[None, :]) ** 2
-        diag = torch.eye(n, dtype=torch.bool)
-        trainer = torch.optim.SGD([w], lr=LR)
-
-        def epoch():
-            trainer.zero_grad()
-            t0 = time.perf_counter()
-            logits = (D2 * (-0.5 * w * w)).masked_fill(diag, float("-inf"))
-            yhat = torch.softmax(logits, dim=1) @ y
-            total = 0.5 * ((yhat - y) ** 2).sum()
-            fwd_ms.append(1e3 * (time.perf_counter() - t0))
-            total.backward()
-            epoch.last = (float(total), float(w.grad[0]))
-            trainer.step()
-    else:
+    build = {"W1": chapter_epoch, "W1b": plain_epoch}.get(wl)
+    if build is None:
         raise ValueError(wl)
+    epoch, w = build(x, y, n, dtype, w_bench, fwd_ms)
 
     def reset():
         with torch.no_grad():
@@ -231,9 +248,93 @@ def make_epoch(wl, n, dtype, w_bench=W_INIT):
     return epoch, reset, w, xd, yd, fwd_ms
 
 
-def worker(cfg):
+def run_training(out, cfg, dtype, pol):
+    """W1, W1b, W5: one untimed epoch at w (its loss and dL/dw for the driver's cross-check),
+    then the timed epochs, each from the same w."""
+    n = out["n"] = cfg["n"]
+    if out["workload"] == "W5":
+        out["w"] = cfg.get("w", 1.0)
+        out["task"] = cfg.get("task", "regression")
+        epoch, reset, fwd_ms = make_epoch_nd(out["task"], n, dtype, out["w"])
+        out["shape"] = f"n={n} d=2"
+    else:
+        out["w"] = cfg.get("w", W_INIT)
+        epoch, reset, _, _, _, fwd_ms = make_epoch(out["workload"], n, dtype, out["w"])
+        out["shape"] = f"n={n}"
+    reset()
+    epoch()
+    out["loss_at_w_init"], out["grad_at_w_init"] = epoch.last
+    out["rss_after_setup_MiB"] = _rss_mb()
+    fwd_ms.clear()
+    put_stats(out, *time_it(epoch, pol, pre=reset))
+    out["fwd_ms_median"] = statistics.median(fwd_ms)
+
+
+def run_predict(out, cfg, dtype, pol):
+    """W2: the chapter's nonparametric prediction, n_test = n_train = n, no autograd."""
     import torch
     from torch import nn
+
+    n = out["n"] = cfg["n"]
+    xd, yd = bench_data(n)
+    x_train, y_train = torch.from_numpy(xd).to(dtype), torch.from_numpy(yd).to(dtype)
+    # linspace in float64 then cast, as tapegrad_bench.cpp builds it
+    x_test = torch.linspace(0, 5, n, dtype=torch.float64).to(dtype)
+    n_train = n
+
+    def predict():
+        with torch.no_grad():  # d2l, verbatim
+            X_repeat = x_test.repeat_interleave(n_train).reshape((-1, n_train))
+            attention_weights = nn.functional.softmax(-(X_repeat - x_train) ** 2 / 2, dim=1)
+            y_hat = torch.matmul(attention_weights, y_train)
+        predict.checksum = float(y_hat[n // 2])
+
+    out["rss_after_setup_MiB"] = _rss_mb()
+    put_stats(out, *time_it(predict, pol))
+    out["checksum"] = predict.checksum
+    out["shape"] = f"n_test=n_train={n}"
+
+
+def run_bmm(out, cfg, dtype, pol):
+    """W3: torch.bmm, "vec" (2000,1,2000)x(2000,2000,1) or "mat" (64,128,128)x(64,128,128)."""
+    import torch
+
+    case = out["case"] = cfg["case"]
+    B, N, M, P = (2000, 1, 2000, 1) if case == "vec" else (64, 128, 128, 128)
+    a = torch.from_numpy(normals(B * N * M, 11).reshape(B, N, M)).to(dtype)
+    b = torch.from_numpy(normals(B * M * P, 12).reshape(B, M, P)).to(dtype)
+    out["rss_after_setup_MiB"] = _rss_mb()
+    put_stats(out, *time_it(lambda: torch.bmm(a, b), pol))
+    out["shape"] = "(2000,1,2000)x(2000,2000,1)" if case == "vec" else "(64,128,128)x(64,128,128)"
+
+
+def run_softmax(out, cfg, dtype, pol):
+    """W4: softmax (4000, 4000) along dim 1, forward alone and forward + backward(G)."""
+    import torch
+
+    out["logits"] = cfg.get("logits", "randn")
+    X = torch.from_numpy(logits(4000 * 4000, out["logits"]).reshape(4000, 4000)).to(dtype)
+    X.requires_grad_(True)
+    G = torch.from_numpy(normals(4000 * 4000, 22).reshape(4000, 4000)).to(dtype)
+    out["rss_after_setup_MiB"] = _rss_mb()
+
+    def fwd():
+        with torch.no_grad():
+            torch.softmax(X, dim=1)
+
+    def fwdbwd():
+        X.grad = None
+        torch.softmax(X, dim=1).backward(G)
+
+    tf, _ = time_it(fwd, pol)
+    out["fwd_ms_median"] = statistics.median(tf)
+    put_stats(out, *time_it(fwdbwd, pol))
+    out["shape"] = "(4000,4000) dim=1"
+
+
+def worker(cfg):
+    """One configuration: threads set first, then the workload; prints "RESULT {json}"."""
+    import torch
 
     threads = cfg["threads"]
     torch.set_num_threads(threads)
@@ -245,80 +346,11 @@ def worker(cfg):
     wl = cfg["workload"]
     pol = {k: cfg[k] for k in ("min_time", "min_reps", "max_reps", "max_time", "warmup")}
     out = dict(impl="torch", workload=wl, dtype=cfg["dtype"], torch_threads=torch.get_num_threads())
-
-    if wl in ("W1", "W1b"):
-        n = out["n"] = cfg["n"]
-        out["w"] = cfg.get("w", W_INIT)
-        epoch, reset, _, _, _, fwd_ms = make_epoch(wl, n, dtype, out["w"])
-        reset()
-        epoch()  # untimed, at w: the driver cross-checks these against tapegrad's
-        out["loss_at_w_init"], out["grad_at_w_init"] = epoch.last
-        out["rss_after_setup_MiB"] = _rss_mb()
-        fwd_ms.clear()
-        put_stats(out, *time_it(epoch, pol, pre=reset))
-        out["fwd_ms_median"] = statistics.median(fwd_ms)
-        out["shape"] = f"n={n}"
-    elif wl == "W5":
-        n = out["n"] = cfg["n"]
-        out["w"] = cfg.get("w", 1.0)
-        out["task"] = cfg.get("task", "regression")
-        epoch, reset, fwd_ms = make_epoch_nd(out["task"], n, dtype, out["w"])
-        reset()
-        epoch()
-        out["loss_at_w_init"], out["grad_at_w_init"] = epoch.last
-        out["rss_after_setup_MiB"] = _rss_mb()
-        fwd_ms.clear()
-        put_stats(out, *time_it(epoch, pol, pre=reset))
-        out["fwd_ms_median"] = statistics.median(fwd_ms)
-        out["shape"] = f"n={n} d=2"
-    elif wl == "W2":
-        n = out["n"] = cfg["n"]
-        xd, yd = bench_data(n)
-        x_train, y_train = torch.from_numpy(xd).to(dtype), torch.from_numpy(yd).to(dtype)
-        # linspace in float64 then cast, as tapegrad_bench.cpp builds it
-        x_test = torch.linspace(0, 5, n, dtype=torch.float64).to(dtype)
-        n_train = n
-
-        def predict():
-            with torch.no_grad():  # d2l, verbatim
-                X_repeat = x_test.repeat_interleave(n_train).reshape((-1, n_train))
-                attention_weights = nn.functional.softmax(-(X_repeat - x_train) ** 2 / 2, dim=1)
-                y_hat = torch.matmul(attention_weights, y_train)
-            predict.checksum = float(y_hat[n // 2])
-
-        out["rss_after_setup_MiB"] = _rss_mb()
-        put_stats(out, *time_it(predict, pol))
-        out["checksum"] = predict.checksum
-        out["shape"] = f"n_test=n_train={n}"
-    elif wl == "W3":
-        case = out["case"] = cfg["case"]
-        B, N, M, P = (2000, 1, 2000, 1) if case == "vec" else (64, 128, 128, 128)
-        a = torch.from_numpy(normals(B * N * M, 11).reshape(B, N, M)).to(dtype)
-        b = torch.from_numpy(normals(B * M * P, 12).reshape(B, M, P)).to(dtype)
-        out["rss_after_setup_MiB"] = _rss_mb()
-        put_stats(out, *time_it(lambda: torch.bmm(a, b), pol))
-        out["shape"] = "(2000,1,2000)x(2000,2000,1)" if case == "vec" else "(64,128,128)x(64,128,128)"
-    elif wl == "W4":
-        out["logits"] = cfg.get("logits", "randn")
-        X = torch.from_numpy(logits(4000 * 4000, out["logits"]).reshape(4000, 4000)).to(dtype)
-        X.requires_grad_(True)
-        G = torch.from_numpy(normals(4000 * 4000, 22).reshape(4000, 4000)).to(dtype)
-        out["rss_after_setup_MiB"] = _rss_mb()
-
-        def fwd():
-            with torch.no_grad():
-                torch.softmax(X, dim=1)
-
-        def fwdbwd():
-            X.grad = None
-            torch.softmax(X, dim=1).backward(G)
-
-        tf, _ = time_it(fwd, pol)
-        out["fwd_ms_median"] = statistics.median(tf)
-        put_stats(out, *time_it(fwdbwd, pol))
-        out["shape"] = "(4000,4000) dim=1"
-    else:
+    run = {"W1": run_training, "W1b": run_training, "W5": run_training, "W2": run_predict,
+           "W3": run_bmm, "W4": run_softmax}.get(wl)
+    if run is None:
         raise ValueError(wl)
+    run(out, cfg, dtype, pol)
     out["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -326,7 +358,7 @@ def worker(cfg):
 # ----------------------------------------------------------------------------- selftest
 def selftest():
     """W1 and W1b must give the loss and dL/dw of a numpy float64 closed form on the same data
-    (the idea of torch_nw.py's selftest).  tapegrad is then checked against W1 by the driver."""
+    (an independent reference).  tapegrad is then checked against W1 by the driver."""
     import torch
 
     ok = True

@@ -134,7 +134,7 @@ void print_epoch(long number, double loss, const std::vector<double>& w, bool sh
     std::printf("epoch %ld, loss %.6f\n", number, loss);
 }
 
-// The run's first step that changed w more than tenfold gets one warning on stderr.
+// The run's first step that scaled w more than kBigStep (100x) gets one warning on stderr.
 void warn_big_step(const Options& options, const Data& data, const std::vector<double>& before,
                    const std::vector<double>& after, long number, ProgressLine& progress,
                    bool& warned) {
