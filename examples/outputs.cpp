@@ -167,6 +167,46 @@ bool same_file(const std::string& a, const std::string& b) {
          sa.st_ino == sb.st_ino;
 }
 
+// What a fatal signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) removes before the process dies: the
+// staged files (every output name, and the ".tmp" names of graph files), the checkpoint's
+// temporary, the staging directory and the directories the run created, as entries "f<path>\0"
+// (unlink) or "d<path>\0" (rmdir) in one buffer, so the handler needs only unlink, rmdir and raise
+// (async-signal-safe). The buffer is swapped with the signals blocked.
+const std::vector<char>* volatile g_cleanup = nullptr;
+const int kFatalSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+extern "C" void remove_staging_and_die(int sig) {
+  if (const std::vector<char>* entries = g_cleanup) {
+    for (std::size_t i = 0; i < entries->size();) {
+      const char* path = entries->data() + i + 1;
+      if ((*entries)[i] == 'f')
+        ::unlink(path);
+      else
+        ::rmdir(path);
+      i += 2 + std::strlen(path);
+    }
+  }
+  ::raise(sig);  // SA_RESETHAND: the default action now, which ends the process
+}
+
+// Blocks the fatal signals while in scope (the swap of the cleanup list, and the commit's renames:
+// a signal arriving meanwhile is delivered when they are done).
+class FatalSignalsBlocked {
+ public:
+  FatalSignalsBlocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (const int sig : kFatalSignals) sigaddset(&set, sig);
+    ::sigprocmask(SIG_BLOCK, &set, &previous_);
+  }
+  ~FatalSignalsBlocked() { ::sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+  FatalSignalsBlocked(const FatalSignalsBlocked&) = delete;
+  FatalSignalsBlocked& operator=(const FatalSignalsBlocked&) = delete;
+
+ private:
+  sigset_t previous_;
+};
+
 }  // namespace
 
 std::string describe_wait_status(int status) {
@@ -210,14 +250,59 @@ std::vector<std::string> OutputTransaction::output_names() {
   return names;
 }
 
+struct OutputTransaction::SavedHandlers {
+  std::vector<std::pair<int, struct sigaction>> previous;  // restored by disarm_signal_cleanup
+};
+
 OutputTransaction::OutputTransaction(const std::string& out_flag, std::vector<std::string> names)
     : names_(std::move(names)) {
   try {
     open(out_flag);
+    update_signal_cleanup();
   } catch (...) {
     abandon();
     throw;
   }
+}
+
+void OutputTransaction::update_signal_cleanup() {
+  auto entries = std::make_unique<std::vector<char>>();
+  const auto add = [&entries](char kind, const fs::path& path) {
+    entries->push_back(kind);
+    entries->insert(entries->end(), path.native().begin(), path.native().end());
+    entries->push_back('\0');
+  };
+  for (const auto& name : names_) {
+    add('f', staging_dir_ / name);
+    add('f', staging_dir_ / (name + ".tmp"));  // write_graph's temporaries
+  }
+  for (const auto& r : renames_) add('f', r.first);
+  add('d', staging_dir_);
+  for (auto p = created_dirs_.rbegin(); p != created_dirs_.rend(); ++p) add('d', *p);
+  FatalSignalsBlocked blocked;
+  g_cleanup = entries.get();
+  cleanup_ = std::move(entries);
+  if (saved_handlers_) return;
+  saved_handlers_ = std::make_unique<SavedHandlers>();
+  for (const int sig : kFatalSignals) {
+    struct sigaction previous {
+    }, action{};
+    if (::sigaction(sig, nullptr, &previous) != 0 || previous.sa_handler == SIG_IGN) continue;
+    action.sa_handler = remove_staging_and_die;
+    action.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    if (::sigaction(sig, &action, nullptr) == 0)
+      saved_handlers_->previous.emplace_back(sig, previous);
+  }
+}
+
+void OutputTransaction::disarm_signal_cleanup() {
+  FatalSignalsBlocked blocked;
+  if (g_cleanup == cleanup_.get()) g_cleanup = nullptr;
+  if (saved_handlers_)
+    for (const auto& [sig, previous] : saved_handlers_->previous)
+      ::sigaction(sig, &previous, nullptr);
+  saved_handlers_.reset();
 }
 
 void OutputTransaction::open(const std::string& out_flag) {
@@ -266,6 +351,7 @@ void OutputTransaction::create_staging_dir(const std::string& out_flag) {
 
 OutputTransaction::~OutputTransaction() {
   if (!committed_) abandon();
+  disarm_signal_cleanup();
 }
 
 void OutputTransaction::abandon() {
@@ -299,6 +385,7 @@ void OutputTransaction::add_written(const std::string& name) {
 
 void OutputTransaction::add_rename(const fs::path& staged, const fs::path& target) {
   renames_.emplace_back(staged, final_target(target));
+  update_signal_cleanup();
 }
 
 void OutputTransaction::hold_checkpoint(const std::string& resume_path,
@@ -331,6 +418,7 @@ void OutputTransaction::commit() {
       }));
   DirectoryLock lock(out_dir_);
   check_not_directory(out_dir_, out_dir_.string(), names_);  // may have changed while we worked
+  FatalSignalsBlocked blocked;  // a SIGINT now ends the run once the renames are done
   move_into_place();
   committed_ = true;
   sync_path(out_dir_, O_DIRECTORY);  // make the renames durable
@@ -338,6 +426,7 @@ void OutputTransaction::commit() {
   std::error_code ec;
   fs::remove_all(staging_dir_, ec);  // with the previous outputs set aside in it
   held_checkpoint_.reset();
+  disarm_signal_cleanup();
 }
 
 // Sets --out's previous outputs aside in staging_dir/previous, renames the staged files into

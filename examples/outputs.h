@@ -10,8 +10,8 @@
 // when any rename fails it puts everything back: --out and the checkpoint change together or not
 // at all. Outputs of an earlier run that this run did not produce (its figures when this run has
 // --no-plots) are removed, so --out always holds one run's set. A failure before commit() (bad
-// input, gnuplot failing, a full disk, an exception) removes the staging directory and every
-// directory this run created: --out keeps its previous files byte for byte.
+// input, gnuplot failing, a full disk, an exception, SIGINT or SIGTERM) removes the staging
+// directory and every directory this run created: --out keeps its previous files byte for byte.
 //
 // Concurrent runs into one --out each stage privately and commit one at a time under the lock: the
 // last to commit wins, whole. A reader that wants a consistent set takes the same lock (flock on
@@ -90,6 +90,11 @@ class OutputTransaction {
   void sync_staged() const;
   void move_into_place();
   void abandon();  // removes what this run created
+  // A fatal signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) before the commit removes what abandon()
+  // would (staged files, the checkpoint's temporary, created directories) and then ends the run as
+  // the signal would; the commit's renames run with those signals blocked.
+  void update_signal_cleanup();
+  void disarm_signal_cleanup();
 
   std::vector<std::string> names_;
   std::filesystem::path out_dir_, staging_dir_;
@@ -98,6 +103,9 @@ class OutputTransaction {
   std::vector<std::pair<std::filesystem::path, std::filesystem::path>> renames_;
   std::shared_ptr<CheckpointLock> held_checkpoint_;  // hold_checkpoint's lock
   std::filesystem::path held_path_;
+  struct SavedHandlers;
+  std::unique_ptr<SavedHandlers> saved_handlers_;
+  std::unique_ptr<std::vector<char>> cleanup_;  // the signal handler's list (outputs.cpp)
   bool committed_ = false;
 };
 

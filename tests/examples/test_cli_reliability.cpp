@@ -6,7 +6,9 @@
 // checkpoints wrong in meaning with a valid checksum, and the choice of implementation. Every
 // failure must exit 2 (1 for a failing tool or write) with one line on stderr, and leave --out byte
 // for byte as it was, with no debris. File system faults (mounts, full disks): test_cli_filesystem.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -580,4 +582,46 @@ TEST(CliReliability, FiguresAreCheckedWholeBeforeTheCommit) {
   const Result r = run_nw(dir, "--seed 5 --epochs 1 --no-plots --graph --out " + out, path);
   expect_one_line_error(r, 1, "Graphviz's dot exited with status 3", /*before_training=*/false);
   EXPECT_TRUE(snapshot(dir / "out") == before);
+}
+
+// SIGINT, SIGTERM or SIGHUP during training: the run ends by that signal, --out stays as it was
+// (an absent --out, with its missing parents, stays absent) and no staging directory is left.
+TEST(CliReliability, FatalSignalsLeaveNoTrace) {
+  TempDir dir;
+  const fs::path out = dir / "out";
+  ASSERT_EQ(run_nw(dir, "--epochs 1 --no-plots --out " + quote(out.string())).status, 0);
+  const auto before = snapshot(out);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    for (const fs::path& target : {out, dir / "new" / "deeper"}) {
+      SCOPED_TRACE(std::to_string(sig) + " " + target.string());
+      const fs::path log = dir / "log.txt";
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        for (const int s : {SIGINT, SIGTERM, SIGHUP}) ::signal(s, SIG_DFL);
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::execl(NW_EXE, NW_EXE, "--n-train", "1000", "--epochs", "1000000", "--no-plots", "--out",
+                target.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      // The staging directory appears before the first epoch (stdout, a file, is buffered).
+      const auto staging = [&target] {
+        for (const auto& name : files_in(target))
+          if (name.rfind(".tapegrad-staging.", 0) == 0) return true;
+        return false;
+      };
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!staging() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // into training
+      ::kill(pid, sig);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "wait status " << status;
+      EXPECT_TRUE(snapshot(out) == before) << "--out changed";
+      EXPECT_FALSE(fs::exists(dir / "new"));
+      EXPECT_EQ(debris(dir.path(), {"out", "log.txt"}), std::vector<std::string>());
+    }
+  }
 }
