@@ -256,8 +256,8 @@ void check_save_target(const std::string& save) {
     if (S_ISDIR(st.st_mode)) throw UsageError("--save " + save + ": is a directory");
     if (!S_ISREG(st.st_mode))
       throw UsageError("--save " + save + ": is not a regular file (a FIFO, a device or a socket)");
-    if (::access(save.c_str(), W_OK) != 0)
-      throw UsageError("--save " + save + ": not writable: " + std::strerror(errno));
+    if (::access(save.c_str(), R_OK | W_OK) != 0)  // read too: the commit locks it
+      throw UsageError("--save " + save + ": not readable and writable: " + std::strerror(errno));
     return;
   }
   const int err = errno;

@@ -74,6 +74,20 @@ void add_number(CLI::App& app, const std::string& flag, Number& value, const std
       ->default_str(default_text);
 }
 
+// An empty value is refused, never taken for the default: `--save "$CK"` with CK unset must not
+// run without saving, nor `--train "$F"` train on the generated data.
+void refuse_empty_values(CLI::App& app) {
+  const CLI::Validator non_empty(
+      [](std::string& value) {
+        return value.empty()
+                   ? std::string("the value is empty (leave the flag out for its default)")
+                   : std::string();
+      },
+      "", "non-empty");
+  for (CLI::Option* option : app.get_options())
+    if (option->get_type_size() != 0) option->check(non_empty);
+}
+
 }  // namespace
 
 void add_flags(CLI::App& app, Options& options) {
@@ -127,6 +141,7 @@ void add_flags(CLI::App& app, Options& options) {
       "composed model on the first 20 training points: the tape that backward walks");
   app.add_flag("--keep-self", options.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
+  refuse_empty_values(app);
 }
 
 std::string dataset_name(const Options& options) {
@@ -206,7 +221,12 @@ void check_task(const Options& options) {
 }
 
 void check_names(const Options& options) {
-  kernel_from_string(options.kernel);  // throws std::invalid_argument naming the unknown kernel
+  try {
+    kernel_from_string(options.kernel);
+  } catch (const std::invalid_argument&) {
+    throw UsageError("--kernel must be gaussian, boxcar, constant or epanechikov, got '" +
+                     options.kernel + "'");
+  }
   if (options.dtype != "float32" && options.dtype != "float64")
     throw UsageError("--dtype must be float32 or float64, got '" + options.dtype + "'");
   if (!options.impl.empty() && options.impl != "fused" && options.impl != "composed")

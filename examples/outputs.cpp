@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "examples/options.h"
@@ -57,16 +58,21 @@ std::string reason(int err) {
   return why;
 }
 
-// An exclusive flock on a directory, released (with the descriptor) at scope exit.
+// An exclusive flock on a directory, released (with the descriptor) at scope exit. On a file system
+// without locks (ENOLCK, EOPNOTSUPP) the run goes on unlocked rather than not at all.
 class DirectoryLock {
  public:
   explicit DirectoryLock(const fs::path& dir) {
     fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_ < 0)
       throw UsageError("cannot open " + shown(dir.string()) + " to lock it: " + reason(errno));
-    while (::flock(fd_, LOCK_EX) != 0)
-      if (errno != EINTR)
-        throw UsageError("cannot lock " + shown(dir.string()) + ": " + reason(errno));
+    while (::flock(fd_, LOCK_EX) != 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err == ENOLCK || err == EOPNOTSUPP || err == EINVAL) break;  // no locks here: go on
+      ::close(fd_);
+      throw UsageError("cannot lock " + shown(dir.string()) + ": " + reason(err));
+    }
   }
   ~DirectoryLock() { ::close(fd_); }  // closing the descriptor releases the lock
   DirectoryLock(const DirectoryLock&) = delete;
@@ -91,8 +97,15 @@ pid_t pid_after_prefix(const std::string& name, const std::string& prefix) {
   return i < name.size() && name[i] == '.' ? static_cast<pid_t>(pid) : 0;
 }
 
+// No such process, or a zombie (dead, waiting to be reaped by a parent that may never do it).
 bool process_is_gone(pid_t pid) {
-  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const std::size_t close = line.rfind(')');  // "pid (comm) state ..."
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
 }
 
 void check_not_directory(const fs::path& out_dir, const std::string& out_flag,

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <new>
 #include <set>
 
@@ -115,6 +116,17 @@ std::string serialize(const NamedTensors<T>& params, SGD<T>& optimizer,
   return bytes + kTrailerTag + hex16(fnv1a64(bytes.data(), bytes.size())) + "\n";
 }
 
+// No such process, or a zombie (dead, waiting to be reaped by a parent that may never do it).
+bool process_is_gone(pid_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const std::size_t close = line.rfind(')');  // "pid (comm) state ..."
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
 // Removes "<path>.tmp.<pid>" files left by saves whose process was killed (pid no longer exists).
 void remove_stale_temporaries(const std::string& path) {
   const std::filesystem::path target(path);
@@ -129,7 +141,7 @@ void remove_stale_temporaries(const std::string& path) {
     const std::string digits = name.substr(prefix.size());
     if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(digits));
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove(entry.path(), ec);
+    if (process_is_gone(pid)) std::filesystem::remove(entry.path(), ec);
   }
 }
 
@@ -415,6 +427,7 @@ CheckpointLock::CheckpointLock(const std::string& path, const std::function<void
     if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return;  // nothing to lock yet
     fd_ = open_regular(path, st);
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL) return;  // no locks here
       if (!told && waiting) waiting();
       told = true;
       while (::flock(fd_, LOCK_EX) != 0)

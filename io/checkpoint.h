@@ -101,7 +101,8 @@ CheckpointContents<T> read_checkpoint(const std::string& path,
 // replaces the file by rename, so once the lock is granted the path is checked to still name the
 // locked file, and the lock is taken again on the new file when a save replaced it meanwhile.
 // `waiting` is called once if another process holds the lock. A path that does not exist is not
-// locked (held() is false). Throws CheckpointError when the path is not a regular file or cannot
+// locked (held() is false); on a file system without locks (ENOLCK, EOPNOTSUPP) the file is held
+// open unlocked. Throws CheckpointError when the path is not a regular file or cannot
 // be opened.
 class CheckpointLock {
  public:
