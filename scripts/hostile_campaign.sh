@@ -59,10 +59,11 @@ snap() {
 }
 
 # Staging directories and temporaries left under $W (the campaign's own scratch excluded).
-debris() {
+debris_all() {
   find "$W" \( -name '*staging*' -o -name '*.tmp.[0-9]*' -o -name 'graph.*.tmp' \) \
-    -not -path "$W/keep/*" 2>/dev/null | head -3
+    -not -path "$W/keep/*" -prune 2>/dev/null
 }
+debris() { debris_all | head -3; }
 
 # run_case NAME STATUS FRAGMENT ARGS...: runs the program in $W with ARGS (and --no-plots unless
 # PLOTS=1) and checks STATUS, FRAGMENT on stderr (for a failure), and the invariants above.
@@ -96,7 +97,10 @@ run_case() {
   fi
   local left
   left=$(debris)
-  [ -n "$left" ] && problem="${problem:+$problem; }debris: $left"
+  if [ -n "$left" ]; then  # reported, then removed so that the next case is judged on its own
+    problem="${problem:+$problem; }debris: $left"
+    debris_all | xargs -r rm -rf
+  fi
   if [ -n "${CHECK:-}" ] && ! (cd "$W" && bash -c "$CHECK") >/dev/null 2>&1; then
     problem="${problem:+$problem; }check failed: $CHECK"
   fi
@@ -493,6 +497,7 @@ EOF
   if [ $rc = 0 ] && [ "$(snap "$W/$2")" = "$before" ] && [ -z "$(debris)" ]; then pass; else
     fail "$1 during training into $2" "rc $rc, debris $(debris)"
   fi
+  debris_all | xargs -r rm -rf
 }
 (cd "$W" && "$NW" --epochs 1 --no-plots --out sigout >/dev/null 2>&1)
 for sig in SIGINT SIGTERM SIGHUP SIGQUIT; do
@@ -503,7 +508,7 @@ done
 killed_pid=$!
 sleep 1 && kill -9 "$killed_pid"
 wait "$killed_pid" 2>/dev/null
-left=$(find "$W/killed" -name '.tapegrad-staging.*' | wc -l)
+left=$(debris_all | wc -l)
 (cd "$W" && "$NW" --epochs 1 --no-plots --out killed >/dev/null 2>&1)
 if [ "$left" = 1 ] && [ -z "$(debris)" ]; then pass; else
   fail "SIGKILL, then a rerun removes the staging" "left $left, then $(debris)"

@@ -361,7 +361,8 @@ TEST(CliReliability, OutHoldsOneRunsSet) {
 }
 
 // Integer flags take decimal integers only, as --seed does, and a refusal quotes the value as
-// typed (not a clamped 9223372036854775807); number flags refuse hexadecimal.
+// typed (not a clamped 9223372036854775807); number flags refuse hexadecimal; empty values are
+// refused; a refusal names its flag.
 TEST(CliReliability, FlagValuesQuotedAsTyped) {
   TempDir dir;
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -385,6 +386,18 @@ TEST(CliReliability, FlagValuesQuotedAsTyped) {
                           fragment);
     EXPECT_FALSE(fs::exists(dir / "out"));
   }
+  // An empty value is refused, never taken for the default: `--save "$CK"` with CK unset must not
+  // run without saving, `--train "$F"` must not train on the generated data.
+  for (const std::string flag : {"--save", "--resume", "--train", "--query", "--impl", "--dataset",
+                                 "--loss", "--epochs", "--lr"}) {
+    SCOPED_TRACE(flag);
+    expect_one_line_error(run_nw(dir, flag + " '' --out " + quote((dir / "out").string())), 2,
+                          flag + ": the value is empty");
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
+  expect_one_line_error(
+      run_nw(dir, "--kernel Gaussian --out " + quote((dir / "out").string())), 2,
+      "--kernel must be gaussian, boxcar, constant or epanechikov, got 'Gaussian'");
   // Leading zeros are still decimal.
   const Result r =
       run_nw(dir, "--epochs 002 --n-train 0010 --no-plots --out " + quote((dir / "ok").string()));
