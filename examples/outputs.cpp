@@ -320,6 +320,10 @@ void OutputTransaction::disarm_signal_cleanup() {
 
 void OutputTransaction::open(const std::string& out_flag) {
   ::signal(SIGXFSZ, SIG_IGN);  // writes past ulimit -f fail with EFBIG, reported in words
+  // A closed stdin, stdout or stderr is opened on /dev/null, so that no output file (nor a tool's)
+  // takes its number and receives the log.
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) ::open("/dev/null", O_RDWR);
   std::error_code ec;
   fs::path out = fs::absolute(out_flag, ec).lexically_normal();
   if (ec)

@@ -55,7 +55,8 @@ class OutputTransaction {
   // died, and creates the staging directory. Throws UsageError naming --out and the reason. `names`
   // is every file name the program may write into --out (nadaraya_watson's by default; commit()
   // removes those this run did not write). Ignores SIGXFSZ for the process: a write past the file
-  // size limit (ulimit -f) then fails with EFBIG, reported in words, instead of killing the run.
+  // size limit (ulimit -f) then fails with EFBIG, reported in words, instead of killing the run;
+  // opens a closed descriptor 0, 1 or 2 on /dev/null, so that no output file takes its number.
   explicit OutputTransaction(const std::string& out_dir,
                              std::vector<std::string> names = output_names());
   ~OutputTransaction();  // not committed: removes the staging directory and created directories

@@ -516,14 +516,14 @@ fi
 
 # ---- output streams ---------------------------------------------------------------------------------
 category "output streams"
-(cd "$W" && "$NW" --epochs 1 --no-plots --out st1 >&- 2>/dev/null)
-if [ $? = 0 ] && [ -f "$W/st1/predictions.csv" ]; then pass; else fail "stdout closed" "x"; fi
+if (cd "$W" && "$NW" --epochs 1 --no-plots --out st1 >&- 2>/dev/null) &&
+  [ -f "$W/st1/predictions.csv" ]; then pass; else fail "stdout closed" "exit or outputs"; fi
 (cd "$W" && "$NW" --epochs 1 --no-plots --out st2 --bogus >/dev/null 2>&-)
 if [ $? = 2 ] && [ ! -e "$W/st2" ]; then pass; else fail "stderr closed, bad flag" "x"; fi
 (cd "$W" && "$NW" --epochs 1 --no-plots --out st3 --bogus >/dev/null 2>/dev/full)
 if [ $? = 2 ]; then pass; else fail "stderr /dev/full, bad flag" "x"; fi
-(cd "$W" && "$NW" --epochs 1 --no-plots --out st4 >/dev/full 2>/dev/null)
-if [ $? = 0 ] && [ -f "$W/st4/predictions.csv" ]; then pass; else fail "stdout /dev/full" "x"; fi
+if (cd "$W" && "$NW" --epochs 1 --no-plots --out st4 >/dev/full 2>/dev/null) &&
+  [ -f "$W/st4/predictions.csv" ]; then pass; else fail "stdout /dev/full" "exit or outputs"; fi
 
 # ---- the counts ---------------------------------------------------------------------------------------
 total_pass=0 total_fail=0 total_skip=0
