@@ -4,7 +4,7 @@
 //   bad input      -> exit 2, one line on stderr naming the flag or file, nothing written
 //   gnuplot failed -> exit 1, one line, --out as it was
 //   internal fault -> exit 1
-//   outputs        -> OutputTransaction with the program's own file names: staged beside --out,
+//   outputs        -> OutputTransaction with the program's own file names: staged inside --out,
 //                     drawn there by gnuplot (run_gnuplot_script), and moved into place only when
 //                     everything succeeded, so --out never holds half a run.
 #pragma once

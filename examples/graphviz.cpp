@@ -1,8 +1,11 @@
 #include "examples/graphviz.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <stdexcept>
 
 #include "autograd/tape.h"
 #include "examples/errors.h"
@@ -12,13 +15,22 @@ namespace tapegrad {
 
 namespace {
 
+// Writes `text` to path.tmp and renames it onto path; WriteError with the reason in words.
 void write_text(const std::filesystem::path& path, const std::string& text) {
   const std::filesystem::path tmp = path.string() + ".tmp";
-  std::ofstream f(tmp, std::ios::binary);
-  f << text;
-  f.close();
-  if (!f) throw std::runtime_error("write_graph: cannot write " + tmp.string());
-  std::filesystem::rename(tmp, path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err = fd < 0 ? errno : 0;
+  for (std::size_t off = 0; !err && off < text.size();) {
+    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+    if (w < 0 && errno != EINTR) err = errno;
+    if (w > 0) off += static_cast<std::size_t>(w);
+  }
+  if (fd >= 0 && ::close(fd) != 0 && !err) err = errno;
+  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    throw WriteError("cannot write " + path.filename().string() + ": " + std::strerror(err));
+  }
 }
 
 }  // namespace
@@ -37,9 +49,11 @@ GraphFiles write_graph(const std::string& dir, const Tensor<T>& loss) {
   const std::string png = (base / "graph.png").string(), tmp = png + ".tmp";
   const int status = run_program(base, {"dot", "-Tpng", files.dot, "-o", tmp});
   if (status != 0) throw ToolError("Graphviz's dot " + describe_wait_status(status));
-  if (!std::filesystem::is_regular_file(tmp) || std::filesystem::file_size(tmp) == 0)
-    throw ToolError("Graphviz's dot exited with status 0 but wrote no graph.png");
-  std::filesystem::rename(tmp, png);
+  const std::string problem = png_problem(tmp);
+  if (!problem.empty())
+    throw ToolError("Graphviz's dot exited with status 0 but graph.png is " + problem);
+  if (::rename(tmp.c_str(), png.c_str()) != 0)
+    throw WriteError("cannot write graph.png: " + std::string(std::strerror(errno)));
   files.png = png;
   return files;
 }

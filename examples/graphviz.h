@@ -18,8 +18,9 @@ struct GraphFiles {
 // One picture of a training step: retain_grads(loss), loss.backward(retain_graph=true) (the
 // parameters' grads accumulate, as in the step's own backward), then writes <dir>/graph.dot and,
 // when Graphviz's `dot` is on PATH, renders <dir>/graph.png (no shell). Each file is written to a
-// temporary name and renamed into place. Throws std::runtime_error naming the file when it cannot
-// be written, and ToolError (examples/errors.h) with dot's exit status in words when dot fails.
+// temporary name and renamed into place. Throws WriteError (examples/outputs.h) naming the file and
+// the reason when it cannot be written, and ToolError (examples/errors.h) with dot's exit status in
+// words when dot fails, or when it exits 0 but graph.png is not a whole PNG.
 template <class T>
 GraphFiles write_graph(const std::string& dir, const Tensor<T>& loss);
 

@@ -1,5 +1,7 @@
 #include "examples/inputs.h"
 
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <sstream>
 
 #include "examples/csv.h"
+#include "io/checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -244,17 +247,40 @@ bool same_file(const std::string& a, const std::string& b) {
   return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
 }
 
+// What is at --save: a regular file (replaced), nothing (created), or a refusal in words: a
+// directory, a FIFO or a device, a loop of symbolic links, a path too long, a symbolic link into
+// a directory that does not exist.
+void check_save_target(const std::string& save) {
+  struct stat st {};
+  if (::stat(save.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw UsageError("--save " + save + ": is a directory");
+    if (!S_ISREG(st.st_mode))
+      throw UsageError("--save " + save + ": is not a regular file (a FIFO, a device or a socket)");
+    if (::access(save.c_str(), R_OK | W_OK) != 0)  // read too: the commit locks it
+      throw UsageError("--save " + save + ": not readable and writable: " + std::strerror(errno));
+    return;
+  }
+  const int err = errno;
+  if (err != ENOENT)
+    throw UsageError("--save " + save + ": " + std::strerror(err) +
+                     (err == ELOOP ? " (a loop of symbolic links)" : ""));
+  if (save.size() + 16 >= PATH_MAX)  // its temporary "<save>.tmp.<pid>" must fit too
+    throw UsageError("--save " + save.substr(0, 80) + "...: the path is too long (" +
+                     std::to_string(save.size()) + " bytes; the limit is " +
+                     std::to_string(PATH_MAX) + " with the temporary's suffix)");
+}
+
 void check_save_writable(const std::string& save) {
+  check_save_target(save);
   std::error_code ec;
-  if (fs::is_directory(save, ec)) throw UsageError("--save " + save + ": is a directory");
-  const fs::path parent = fs::path(save).has_parent_path() ? fs::path(save).parent_path() : ".";
+  // A symbolic link: the checkpoint is saved to (and its temporary beside) the file it names.
+  const fs::path target = checkpoint_target(save);
+  const fs::path parent = target.has_parent_path() ? target.parent_path() : ".";
   if (!fs::is_directory(parent, ec))
     throw UsageError("--save " + save + ": directory " + parent.string() + " does not exist");
   if (::access(parent.c_str(), W_OK | X_OK) != 0)
     throw UsageError("--save " + save + ": cannot write in " + parent.string() + ": " +
                      std::strerror(errno));
-  if (fs::exists(save, ec) && ::access(save.c_str(), W_OK) != 0)
-    throw UsageError("--save " + save + ": not writable: " + std::strerror(errno));
 }
 
 }  // namespace

@@ -19,8 +19,9 @@
 // chapter. Five steps: load (flags, data, checkpoint: all validated before the first epoch), pool
 // (average and nonparametric), train, predict, write (one transaction, examples/outputs.h), over
 // the model adapter NWModel (examples/nw_program.h). Exit status: 0 on success; 2 on bad input
-// (one line on stderr naming the flag or the file and line, nothing written); 1 when gnuplot fails
-// or on an internal error (one line, nothing written either).
+// (one line on stderr naming the flag or the file and line, nothing written); 1 when gnuplot or dot
+// fails, an output cannot be written (a full disk, ulimit -f) or on an internal error (one line,
+// nothing written either).
 #include <malloc.h>
 #include <omp.h>
 
@@ -49,7 +50,8 @@ namespace {
 
 template <class T>
 void resume(const Options& options, const Data& data, NWModel<T>& model) {
-  const CheckpointContents<T> contents = read_checkpoint<T>(options.resume_path);
+  const CheckpointContents<T> contents =
+      read_checkpoint<T>(options.resume_path, limits::kMaxCheckpointBytes);
   const long epochs_done = checked_epochs_done(contents.meta, options, data);
   restore_checkpoint(contents, model.named(), model.optimizer(), options.resume_path);
   model.w_init = model.w();
@@ -327,9 +329,10 @@ int run(const Options& options) {
   // The chapter initialises w with torch.rand(1): U(0, 1), drawn after the data; with
   // per-coordinate widths every coordinate of w starts at this one draw.
   NWModel<T> model(data, options, options.w_init ? *options.w_init : rng.uniform());
-  if (!options.resume_path.empty()) resume(options, data, model);
-  OutputTransaction outputs(options.out_dir);  // checks --out and stages beside it
+  OutputTransaction outputs(options.out_dir);  // checks --out and stages inside it
   check_output_paths(options, OutputTransaction::output_names());
+  outputs.hold_checkpoint(options.resume_path, options.save_path);  // runs on one take turns
+  if (!options.resume_path.empty()) resume(options, data, model);
   print_data(options, data);
 
   const Pooled<T> pooled = pool(options, data, model);
@@ -387,6 +390,8 @@ int main(int argc, char** argv) {
     return options.dtype == "float64" ? run<double>(options) : run<float>(options);
   } catch (const InputError& e) {
     return report("error: ", e.message(), 2);
+  } catch (const CheckpointWriteError& e) {  // a full disk or ulimit -f: nothing written
+    return report("error: ", e.what(), 1);
   } catch (const CheckpointError& e) {
     return report("error: ", e.what(), 2);
   } catch (const UsageError& e) {

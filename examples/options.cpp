@@ -1,7 +1,9 @@
 #include "examples/options.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -12,14 +14,87 @@ namespace tapegrad {
 
 namespace {
 
+// "--epochs must be an integer from 0 to 1000000, got '0x10'": one wording for every integer flag,
+// the value quoted as typed.
+std::string integer_message(const std::string& flag, long lo, long hi, const std::string& text) {
+  return flag + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+         ", got '" + text.substr(0, 40) + (text.size() > 40 ? "...'" : "'");
+}
+
+// A decimal integer in [lo, hi]: an optional '-', then digits (no '+', spaces, hex, octal or
+// exponent, as --seed); anything else, and values past the bounds however long, throws
+// CLI::ValidationError quoting the text.
+long parse_integer(const std::string& flag, const std::string& text, long lo, long hi) {
+  const bool negative = !text.empty() && text[0] == '-';
+  const std::string digits = text.substr(negative ? 1 : 0);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+    throw CLI::ValidationError(integer_message(flag, lo, hi, text));
+  const std::size_t first = std::min(digits.find_first_not_of('0'), digits.size() - 1);
+  if (digits.size() - first > 18)  // beyond every bound, and beyond long
+    throw CLI::ValidationError(integer_message(flag, lo, hi, text));
+  const long magnitude = std::stol(digits.substr(first));
+  const long value = negative ? -magnitude : magnitude;
+  if (value < lo || value > hi) throw CLI::ValidationError(integer_message(flag, lo, hi, text));
+  return value;
+}
+
+// A decimal number: digits with an optional point and exponent, or inf / nan (refused later by
+// their checks, with their words); no hexadecimal ("0x10" would be 16), no spaces.
+double parse_number(const std::string& flag, const std::string& text) {
+  const std::string why = flag + " must be a decimal number, got '" + text.substr(0, 40) + "'";
+  if (text.empty() || text.find_first_of("xXpP \t\n") != std::string::npos)
+    throw CLI::ValidationError(why);
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size()) throw CLI::ValidationError(why);
+  return value;
+}
+
+// An integer flag read as text and parsed by parse_integer when the command line is parsed.
+template <class Int>
+void add_integer(CLI::App& app, const std::string& flag, Int& value, long lo, long hi,
+                 const std::string& help) {
+  app.add_option_function<std::string>(
+         flag,
+         [&value, flag, lo, hi](const std::string& text) {
+           value = static_cast<Int>(parse_integer(flag, text, lo, hi));
+         },
+         help)
+      ->type_name("INT")
+      ->default_str(std::to_string(value));
+}
+
+// A number flag read as text and parsed by parse_number.
+template <class Number>
+void add_number(CLI::App& app, const std::string& flag, Number& value, const std::string& help,
+                const std::string& default_text) {
+  app.add_option_function<std::string>(
+         flag, [&value, flag](const std::string& text) { value = parse_number(flag, text); }, help)
+      ->type_name("FLOAT")
+      ->default_str(default_text);
+}
+
+// An empty value is refused, never taken for the default: `--save "$CK"` with CK unset must not
+// run without saving, nor `--train "$F"` train on the generated data.
+void refuse_empty_values(CLI::App& app) {
+  const CLI::Validator non_empty(
+      [](std::string& value) {
+        return value.empty()
+                   ? std::string("the value is empty (leave the flag out for its default)")
+                   : std::string();
+      },
+      "", "non-empty");
+  for (CLI::Option* option : app.get_options())
+    if (option->get_type_size() != 0) option->check(non_empty);
+}
+
 // --log-every and --quiet: how much of a long run's training prints.
 void add_log_flags(CLI::App& app, Options& options) {
-  CLI::Option* every =
-      app.add_option("--log-every", options.log_every,
-                     "print every N-th epoch's line, 1.." + std::to_string(limits::kMaxEpochs) +
-                         " (default: every epoch up to 40 epochs, else about 40 lines; the first "
-                         "and the last epoch always print)")
-          ->check(CLI::Range(1L, limits::kMaxEpochs));
+  add_integer(app, "--log-every", options.log_every, 1, limits::kMaxEpochs,
+              "print every N-th epoch's line, 1.." + std::to_string(limits::kMaxEpochs) +
+                  " (default: every epoch up to 40 epochs, else about 40 lines; the first and the "
+                  "last epoch always print)");
+  CLI::Option* every = app.get_option("--log-every");
   app.add_flag("--quiet", options.quiet,
                "print only the last epoch's line, and no progress line on a terminal")
       ->excludes(every);
@@ -45,29 +120,28 @@ void add_flags(CLI::App& app, Options& options) {
   app.add_option("--loss", options.loss,
                  "training loss: squared|cross-entropy (default: squared for regression, "
                  "cross-entropy for classification)");
-  app.add_option("--n-train", options.n_train,
-                 "training points to generate when there is no --train")
-      ->capture_default_str();
-  app.add_option("--epochs", options.epochs, "training epochs (full-batch SGD steps)")
-      ->capture_default_str();
-  app.add_option("--lr", options.lr, "SGD learning rate")->capture_default_str();
-  app.add_option("--w-init", options.w_init, "initial w (default: U(0,1) drawn with the seed)");
+  add_integer(app, "--n-train", options.n_train, 2, limits::kMaxTrainPoints,
+              "training points to generate when there is no --train");
+  add_integer(app, "--epochs", options.epochs, 0, limits::kMaxEpochs,
+              "training epochs (full-batch SGD steps)");
+  add_number(app, "--lr", options.lr, "SGD learning rate", "0.5");
+  add_number(app, "--w-init", options.w_init, "initial w (default: U(0,1) drawn with the seed)",
+             "");
   app.add_option("--seed", options.seed_text, "random seed for the data and w_init, 0..2^64-1")
       ->capture_default_str();
   app.add_option("--kernel", options.kernel,
                  "nonparametric kernel: gaussian|boxcar|constant|epanechikov")
       ->capture_default_str();
-  app.add_option("--sigma", options.sigma, "kernel width")->capture_default_str();
+  add_number(app, "--sigma", options.sigma, "kernel width", "1");
   app.add_option("--dtype", options.dtype, "float32|float64")->capture_default_str();
-  app.add_option("--threads", options.threads, "OpenMP threads, 0..256 (0: default)")
-      ->capture_default_str();
+  add_integer(app, "--threads", options.threads, 0, limits::kMaxThreads,
+              "OpenMP threads, 0..256 (0: default)");
   app.add_option("--out", options.out_dir, "output directory")->capture_default_str();
   app.add_option("--impl", options.impl,
                  "parametric model's ops: composed|fused (default: composed, or fused when the "
                  "composed intermediates exceed --memory-budget)");
-  app.add_option("--memory-budget", options.memory_budget_mib,
-                 "MiB the composed ops' (n, n - 1) intermediates may take")
-      ->capture_default_str();
+  add_integer(app, "--memory-budget", options.memory_budget_mib, 1, limits::kMaxMemoryBudgetMiB,
+              "MiB the composed ops' (n, n - 1) intermediates may take");
   app.add_flag("--no-plots", options.no_plots, "skip the figures");
   app.add_option("--save", options.save_path,
                  "write w and the optimizer state to this checkpoint after training");
@@ -80,6 +154,7 @@ void add_flags(CLI::App& app, Options& options) {
   app.add_flag("--keep-self", options.keep_self,
                "train with each example's own pair among the keys (the chapter leaves it out)");
   add_log_flags(app, options);
+  refuse_empty_values(app);
 }
 
 std::string dataset_name(const Options& options) {
@@ -119,8 +194,7 @@ std::uint64_t parse_seed(const std::string& text) {
 
 void check_range(const char* flag, long value, long lo, long hi) {
   if (value < lo || value > hi)
-    throw UsageError(std::string(flag) + " must be from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got " + std::to_string(value));
+    throw UsageError(integer_message(flag, lo, hi, std::to_string(value)));
 }
 
 // A finite value that the dtype holds (its magnitude at most the dtype's largest finite value).
@@ -160,7 +234,12 @@ void check_task(const Options& options) {
 }
 
 void check_names(const Options& options) {
-  kernel_from_string(options.kernel);  // throws std::invalid_argument naming the unknown kernel
+  try {
+    kernel_from_string(options.kernel);
+  } catch (const std::invalid_argument&) {
+    throw UsageError("--kernel must be gaussian, boxcar, constant or epanechikov, got '" +
+                     options.kernel + "'");
+  }
   if (options.dtype != "float32" && options.dtype != "float64")
     throw UsageError("--dtype must be float32 or float64, got '" + options.dtype + "'");
   if (!options.impl.empty() && options.impl != "fused" && options.impl != "composed")

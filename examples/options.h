@@ -28,6 +28,8 @@ inline constexpr std::size_t kMaxLineBytes = 4096;    // one CSV line
 inline constexpr std::size_t kMaxFileBytes = std::size_t(256) << 20;  // one CSV file, 256 MiB
 inline constexpr std::size_t kMaxDims = 64;        // d: input coordinates x1..xd of --train
 inline constexpr std::int64_t kMaxClasses = 1000;  // --task classification: labels 0..999
+// --resume: w and the optimizer's state for d <= 64 take a few KiB; a larger file is not ours.
+inline constexpr std::size_t kMaxCheckpointBytes = std::size_t(1) << 20;
 }  // namespace limits
 
 struct Options {

@@ -1,9 +1,13 @@
 #include "examples/outputs.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +18,7 @@
 #include <iostream>
 
 #include "examples/options.h"
+#include "io/checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -21,21 +26,57 @@ namespace tapegrad {
 
 namespace {
 
-// An exclusive flock on a directory, released (with the descriptor) at scope exit.
+const std::string kStagingPrefix = ".tapegrad-staging.";
+const std::string kPrevious = "previous";  // staging_dir/previous: --out's files set aside
+
+// A path for a message: whole up to 160 bytes, else its ends and its length.
+std::string shown(const std::string& path) {
+  if (path.size() <= 160) return path;
+  return path.substr(0, 80) + "..." + path.substr(path.size() - 60) + " (" +
+         std::to_string(path.size()) + " bytes)";
+}
+
+// "; the file system of DIR has N bytes free" when it has less than 1 MiB free, else "".
+std::string free_space_note(const fs::path& dir) {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) != 0) return "";
+  const unsigned long long free_bytes =
+      static_cast<unsigned long long>(vfs.f_bavail) * static_cast<unsigned long long>(vfs.f_frsize);
+  if (free_bytes >= (1u << 20)) return "";
+  return "; the file system of " + shown(dir.string()) + " has " + std::to_string(free_bytes) +
+         " bytes free";
+}
+
+// errno in words, with what caused it where the bare words would puzzle: the file size limit for
+// EFBIG, a loop for ELOOP.
+std::string reason(int err) {
+  std::string why = std::strerror(err);
+  rlimit limit{};
+  if (err == EFBIG && ::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+    why += " (the file size limit, ulimit -f, is " + std::to_string(limit.rlim_cur) + " bytes)";
+  if (err == ELOOP) why += " (a loop of symbolic links)";
+  return why;
+}
+
+// An exclusive flock on a directory, released (with the descriptor) at scope exit. On a file system
+// without locks (ENOLCK, EOPNOTSUPP) the run goes on unlocked rather than not at all.
 class DirectoryLock {
  public:
   explicit DirectoryLock(const fs::path& dir) {
     fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_ < 0)
-      throw UsageError("cannot open " + dir.string() + " to lock it: " + std::strerror(errno));
-    while (::flock(fd_, LOCK_EX) != 0)
-      if (errno != EINTR)
-        throw UsageError("cannot lock " + dir.string() + ": " + std::strerror(errno));
+      throw UsageError("cannot open " + shown(dir.string()) + " to lock it: " + reason(errno));
+    while (::flock(fd_, LOCK_EX) != 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err == ENOLCK || err == EOPNOTSUPP || err == EINVAL) break;  // no locks here: go on
+      ::close(fd_);
+      throw UsageError("cannot lock " + shown(dir.string()) + ": " + reason(err));
+    }
   }
   ~DirectoryLock() { ::close(fd_); }  // closing the descriptor releases the lock
   DirectoryLock(const DirectoryLock&) = delete;
   DirectoryLock& operator=(const DirectoryLock&) = delete;
-  int fd() const { return fd_; }
 
  private:
   int fd_ = -1;
@@ -56,17 +97,128 @@ pid_t pid_after_prefix(const std::string& name, const std::string& prefix) {
   return i < name.size() && name[i] == '.' ? static_cast<pid_t>(pid) : 0;
 }
 
+// No such process, or a zombie (dead, waiting to be reaped by a parent that may never do it).
 bool process_is_gone(pid_t pid) {
-  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const std::size_t close = line.rfind(')');  // "pid (comm) state ..."
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
 }
 
 void check_not_directory(const fs::path& out_dir, const std::string& out_flag,
                          const std::vector<std::string>& names) {
   for (const auto& name : names)
     if (is_directory_entry(out_dir / name))
-      throw UsageError("--out " + out_flag + ": the output " + (out_dir / name).string() +
-                       " is a directory");
+      throw UsageError("--out " + shown(out_flag) + ": the output " +
+                       shown((out_dir / name).string()) + " is a directory");
 }
+
+// The directories to create for --out (deepest last), after checking every part of its path: an
+// existing part must be a directory; a symbolic link must lead somewhere; stat's other failures
+// (a loop, a name too long, no permission) are refused in words.
+std::vector<fs::path> missing_directories(const fs::path& out, const std::string& flag) {
+  std::vector<fs::path> missing;
+  for (fs::path p = out;; p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) break;
+      throw UsageError("--out " + shown(flag) + ": " +
+                       (p == out ? std::string("exists and is not a directory")
+                                 : shown(p.string()) + " is not a directory"));
+    }
+    const int err = errno;
+    if (err != ENOENT && err != ENOTDIR)
+      throw UsageError("--out " + shown(flag) + ": " + reason(err));
+    std::error_code ec;
+    if (err == ENOENT && fs::is_symlink(p, ec))
+      throw UsageError("--out " + shown(flag) + ": " + shown(p.string()) +
+                       " is a symbolic link to " + shown(fs::read_symlink(p, ec).string()) +
+                       ", which does not exist");
+    if (err == ENOENT) missing.push_back(p);
+    if (p == p.root_path() || p.parent_path() == p) break;
+  }
+  std::reverse(missing.begin(), missing.end());
+  return missing;
+}
+
+// The longest path the transaction forms inside --out fits in PATH_MAX.
+void check_path_length(const fs::path& out, const std::string& flag,
+                       const std::vector<std::string>& names) {
+  std::size_t longest = 0;
+  for (const auto& name : names) longest = std::max(longest, name.size());
+  // out/.tapegrad-staging.<pid>.XXXXXX/previous/<name>.tmp and its NUL
+  const std::size_t needed = out.string().size() + 1 + kStagingPrefix.size() + 10 + 7 + 1 +
+                             kPrevious.size() + 1 + longest + 4 + 1;
+  if (needed > PATH_MAX)
+    throw UsageError("--out " + shown(flag) +
+                     ": the path is too long: the outputs' paths inside it "
+                     "would pass the system's limit of " +
+                     std::to_string(PATH_MAX) + " bytes (PATH_MAX)");
+}
+
+// fsync(2) of one file or directory; returns errno, 0 on success.
+int sync_path(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
+  if (fd < 0) return errno;
+  const int rc = ::fsync(fd) == 0 ? 0 : errno;
+  return ::close(fd) == 0 ? rc : (rc ? rc : errno);
+}
+
+// The file a rename onto `target` must replace: the file a symbolic link names (as
+// io/checkpoint.cpp stages beside it).
+fs::path final_target(const fs::path& target) {
+  return checkpoint_target(target.string());
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+// What a fatal signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) removes before the process dies: the
+// staged files (every output name, and the ".tmp" names of graph files), the checkpoint's
+// temporary, the staging directory and the directories the run created, as entries "f<path>\0"
+// (unlink) or "d<path>\0" (rmdir) in one buffer, so the handler needs only unlink, rmdir and raise
+// (async-signal-safe). The buffer is swapped with the signals blocked.
+const std::vector<char>* volatile g_cleanup = nullptr;
+const int kFatalSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+extern "C" void remove_staging_and_die(int sig) {
+  if (const std::vector<char>* entries = g_cleanup) {
+    for (std::size_t i = 0; i < entries->size();) {
+      const char* path = entries->data() + i + 1;
+      if ((*entries)[i] == 'f')
+        ::unlink(path);
+      else
+        ::rmdir(path);
+      i += 2 + std::strlen(path);
+    }
+  }
+  ::raise(sig);  // SA_RESETHAND: the default action now, which ends the process
+}
+
+// Blocks the fatal signals while in scope (the swap of the cleanup list, and the commit's renames:
+// a signal arriving meanwhile is delivered when they are done).
+class FatalSignalsBlocked {
+ public:
+  FatalSignalsBlocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (const int sig : kFatalSignals) sigaddset(&set, sig);
+    ::sigprocmask(SIG_BLOCK, &set, &previous_);
+  }
+  ~FatalSignalsBlocked() { ::sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+  FatalSignalsBlocked(const FatalSignalsBlocked&) = delete;
+  FatalSignalsBlocked& operator=(const FatalSignalsBlocked&) = delete;
+
+ private:
+  sigset_t previous_;
+};
 
 }  // namespace
 
@@ -76,6 +228,25 @@ std::string describe_wait_status(int status) {
     return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
            strsignal(WTERMSIG(status)) + ")";
   return "stopped (wait status " + std::to_string(status) + ")";
+}
+
+std::string png_problem(const fs::path& path) {
+  static const std::string signature("\x89PNG\r\n\x1a\n", 8);
+  static const std::string iend("\0\0\0\0IEND\xae\x42\x60\x82", 12);  // length 0, type, CRC
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return "missing";
+  if (st.st_size == 0) return "empty (0 bytes)";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::string("unreadable: ") + std::strerror(errno);
+  std::string head(8, '\0'), tail(12, '\0');
+  const bool read_ok = ::pread(fd, head.data(), 8, 0) == 8 && st.st_size >= 8 + 12 &&
+                       ::pread(fd, tail.data(), 12, st.st_size - 12) == 12;
+  ::close(fd);
+  if (head != signature)
+    return "not a PNG (" + std::to_string(st.st_size) + " bytes, no PNG signature)";
+  if (!read_ok || tail != iend)
+    return "cut short (" + std::to_string(st.st_size) + " bytes, no IEND chunk at the end)";
+  return "";
 }
 
 std::vector<std::string> OutputTransaction::output_names() {
@@ -92,68 +263,136 @@ std::vector<std::string> OutputTransaction::output_names() {
   return names;
 }
 
+struct OutputTransaction::SavedHandlers {
+  std::vector<std::pair<int, struct sigaction>> previous;  // restored by disarm_signal_cleanup
+};
+
 OutputTransaction::OutputTransaction(const std::string& out_flag, std::vector<std::string> names)
     : names_(std::move(names)) {
   try {
     open(out_flag);
+    update_signal_cleanup();
   } catch (...) {
     abandon();
     throw;
   }
 }
 
+void OutputTransaction::update_signal_cleanup() {
+  auto entries = std::make_unique<std::vector<char>>();
+  const auto add = [&entries](char kind, const fs::path& path) {
+    entries->push_back(kind);
+    entries->insert(entries->end(), path.native().begin(), path.native().end());
+    entries->push_back('\0');
+  };
+  for (const auto& name : names_) {
+    add('f', staging_dir_ / name);
+    add('f', staging_dir_ / (name + ".tmp"));  // write_graph's temporaries
+  }
+  for (const auto& r : renames_) add('f', r.first);
+  add('d', staging_dir_);
+  for (auto p = created_dirs_.rbegin(); p != created_dirs_.rend(); ++p) add('d', *p);
+  FatalSignalsBlocked blocked;
+  g_cleanup = entries.get();
+  cleanup_ = std::move(entries);
+  if (saved_handlers_) return;
+  saved_handlers_ = std::make_unique<SavedHandlers>();
+  for (const int sig : kFatalSignals) {
+    struct sigaction previous {
+    }, action{};
+    if (::sigaction(sig, nullptr, &previous) != 0 || previous.sa_handler == SIG_IGN) continue;
+    action.sa_handler = remove_staging_and_die;
+    action.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    if (::sigaction(sig, &action, nullptr) == 0)
+      saved_handlers_->previous.emplace_back(sig, previous);
+  }
+}
+
+void OutputTransaction::disarm_signal_cleanup() {
+  FatalSignalsBlocked blocked;
+  if (g_cleanup == cleanup_.get()) g_cleanup = nullptr;
+  if (saved_handlers_)
+    for (const auto& [sig, previous] : saved_handlers_->previous)
+      ::sigaction(sig, &previous, nullptr);
+  saved_handlers_.reset();
+}
+
 void OutputTransaction::open(const std::string& out_flag) {
-  fs::path out = fs::absolute(out_flag).lexically_normal();
+  ::signal(SIGXFSZ, SIG_IGN);  // writes past ulimit -f fail with EFBIG, reported in words
+  // A closed stdin, stdout or stderr is opened on /dev/null, so that no output file (nor a tool's)
+  // takes its number and receives the log.
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) ::open("/dev/null", O_RDWR);
+  std::error_code ec;
+  fs::path out = fs::absolute(out_flag, ec).lexically_normal();
+  if (ec)
+    throw UsageError("--out " + shown(out_flag) +
+                     ": cannot resolve it against the current "
+                     "directory: " +
+                     ec.message());
   if (out.filename().empty()) out = out.parent_path();
   if (out == out.root_path()) throw UsageError("--out " + out_flag + ": cannot be the root");
   out_dir_ = out;
-  parent_ = out.parent_path();
-  std::error_code ec;
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
-    throw UsageError("--out " + out_flag + ": exists and is not a directory");
+  check_path_length(out, out_flag, names_);
+  const std::vector<fs::path> missing = missing_directories(out, out_flag);
   check_not_directory(out, out_flag, names_);
-  if (fs::exists(out, ec) && ::access(out.c_str(), W_OK | X_OK) != 0)
-    throw UsageError("--out " + out_flag + ": not writable: " + std::strerror(errno));
-  // Missing parents are created now (the staging directory lives there) and removed on failure.
-  for (fs::path p = parent_; !fs::exists(p, ec); p = p.parent_path()) created_parents_.push_back(p);
-  std::reverse(created_parents_.begin(), created_parents_.end());
-  for (const auto& p : created_parents_)
-    if (!fs::create_directory(p, ec) && !fs::is_directory(p))
-      throw UsageError("--out " + out_flag + ": cannot create " + p.string() + ": " + ec.message());
-  if (::access(parent_.c_str(), W_OK | X_OK) != 0)
-    throw UsageError("--out " + out_flag + ": cannot write in " + parent_.string() + ": " +
-                     std::strerror(errno));
-  const std::string prefix = "." + out.filename().string() + ".staging.";
+  if (missing.empty() && ::access(out.c_str(), W_OK | X_OK) != 0)
+    throw UsageError("--out " + shown(out_flag) + ": not writable: " + reason(errno));
+  for (const auto& p : missing) {  // removed again (when still empty) if the run fails
+    if (::mkdir(p.c_str(), 0777) == 0) {
+      created_dirs_.push_back(p);
+    } else if (errno != EEXIST || !fs::is_directory(p, ec)) {
+      throw UsageError("--out " + shown(out_flag) + ": cannot create " + shown(p.string()) + ": " +
+                       reason(errno));
+    }
+  }
   {
-    DirectoryLock lock(parent_);  // a run that is committing is alive: its staging dir stays
-    for (const auto& entry : fs::directory_iterator(parent_, ec))
-      if (process_is_gone(pid_after_prefix(entry.path().filename().string(), prefix)))
+    DirectoryLock lock(out);  // a run that is committing is alive: its staging directory stays
+    for (const auto& entry : fs::directory_iterator(out, ec))
+      if (process_is_gone(pid_after_prefix(entry.path().filename().string(), kStagingPrefix)))
         fs::remove_all(entry.path(), ec);
   }
-  std::string tmpl = (parent_ / (prefix + std::to_string(::getpid()) + ".XXXXXX")).string();
-  if (!::mkdtemp(tmpl.data()))
-    throw UsageError("--out " + out_flag + ": cannot create a staging directory in " +
-                     parent_.string() + ": " + std::strerror(errno));
-  staging_dir_ = tmpl;
+  create_staging_dir(out_flag);
+}
+
+void OutputTransaction::create_staging_dir(const std::string& out_flag) {
+  const std::string tmpl =
+      (out_dir_ / (kStagingPrefix + std::to_string(::getpid()) + ".XXXXXX")).string();
+  std::string name = tmpl;
+  if (!::mkdtemp(name.data()))
+    throw UsageError("--out " + shown(out_flag) + ": cannot create a staging directory in " +
+                     shown(out_dir_.string()) + ": " + reason(errno));
+  staging_dir_ = name;
 }
 
 OutputTransaction::~OutputTransaction() {
   if (!committed_) abandon();
+  disarm_signal_cleanup();
 }
 
 void OutputTransaction::abandon() {
   std::error_code ec;
   if (!staging_dir_.empty()) fs::remove_all(staging_dir_, ec);
   for (const auto& r : renames_) fs::remove(r.first, ec);
-  for (auto p = created_parents_.rbegin(); p != created_parents_.rend(); ++p) fs::remove(*p, ec);
+  for (auto p = created_dirs_.rbegin(); p != created_dirs_.rend(); ++p)
+    ::rmdir(p->c_str());  // only when empty: a concurrent run may be staging there
 }
 
 void OutputTransaction::write(const std::string& name, const std::string& text) {
   const fs::path path = staging_dir_ / name;
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-  f.flush();
-  if (!f) throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err = fd < 0 ? errno : 0;
+  for (std::size_t off = 0; !err && off < text.size();) {
+    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+    if (w < 0 && errno != EINTR) err = errno;
+    if (w > 0) off += static_cast<std::size_t>(w);
+  }
+  if (fd >= 0 && ::close(fd) != 0 && !err) err = errno;
+  if (err)
+    throw WriteError("cannot write " + shown((out_dir_ / name).string()) + ": " + reason(err) +
+                     free_space_note(out_dir_) + "; " + shown(out_dir_.string()) +
+                     " was left as it was");
   add_written(name);
 }
 
@@ -162,32 +401,82 @@ void OutputTransaction::add_written(const std::string& name) {
 }
 
 void OutputTransaction::add_rename(const fs::path& staged, const fs::path& target) {
-  renames_.emplace_back(staged, target);
+  renames_.emplace_back(staged, final_target(target));
+  update_signal_cleanup();
+}
+
+void OutputTransaction::hold_checkpoint(const std::string& resume_path,
+                                        const std::string& save_path) {
+  if (resume_path.empty() || save_path.empty() || !same_file(resume_path, save_path)) return;
+  held_checkpoint_ = std::make_shared<CheckpointLock>(save_path, [&save_path] {
+    std::cout << "waiting for checkpoint " << save_path
+              << ": another run is resuming from it and saving it" << std::endl;
+  });
+  held_path_ = final_target(save_path);
+}
+
+void OutputTransaction::sync_staged() const {
+  for (const auto& name : staged_names_)
+    if (const int err = sync_path(staging_dir_ / name, 0))
+      throw WriteError("cannot write " + shown((out_dir_ / name).string()) + ": " + reason(err) +
+                       free_space_note(out_dir_) + "; " + shown(out_dir_.string()) +
+                       " was left as it was");
 }
 
 void OutputTransaction::commit() {
-  DirectoryLock lock(parent_);
-  check_not_directory(out_dir_, out_dir_.string(), names_);  // may have changed while we worked
-  std::error_code ec;
-  if (!fs::is_directory(out_dir_) && !fs::create_directory(out_dir_, ec))
-    throw UsageError("--out " + out_dir_.string() + ": cannot create: " + ec.message());
+  sync_staged();  // a full disk or an I/O error surfaces here, before anything moves
+  // Every run takes the checkpoint's lock before --out's, so two runs never wait on each other.
+  std::vector<std::unique_ptr<CheckpointLock>> locks;
   for (const auto& [staged, target] : renames_)
-    if (std::rename(staged.c_str(), target.c_str()) != 0)
-      throw UsageError("cannot move " + staged.string() + " to " + target.string() + ": " +
-                       std::strerror(errno));
-  for (const auto& name : staged_names_)
-    if (std::rename((staging_dir_ / name).c_str(), (out_dir_ / name).c_str()) != 0)
-      throw std::runtime_error("cannot move " + name + " into " + out_dir_.string() + ": " +
-                               std::strerror(errno));
-  for (const auto& name : names_)  // an earlier run's outputs that this run did not make
-    if (std::find(staged_names_.begin(), staged_names_.end(), name) == staged_names_.end())
-      fs::remove(out_dir_ / name, ec);
-  for (const fs::path& dir : {out_dir_, parent_}) {  // make the renames durable
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) ::fsync(fd), ::close(fd);
-  }
-  fs::remove_all(staging_dir_, ec);
+    if (!held_checkpoint_ || !same_file(target, held_path_))
+      locks.push_back(std::make_unique<CheckpointLock>(target.string(), [&target = target] {
+        std::cout << "waiting for checkpoint " << target.string() << ": another run is saving it"
+                  << std::endl;
+      }));
+  DirectoryLock lock(out_dir_);
+  check_not_directory(out_dir_, out_dir_.string(), names_);  // may have changed while we worked
+  FatalSignalsBlocked blocked;  // a SIGINT now ends the run once the renames are done
+  move_into_place();
   committed_ = true;
+  sync_path(out_dir_, O_DIRECTORY);  // make the renames durable
+  for (const auto& r : renames_) sync_path(r.second.parent_path(), O_DIRECTORY);
+  std::error_code ec;
+  fs::remove_all(staging_dir_, ec);  // with the previous outputs set aside in it
+  held_checkpoint_.reset();
+  disarm_signal_cleanup();
+}
+
+// Sets --out's previous outputs aside in staging_dir/previous, renames the staged files into
+// --out, then the checkpoint; on a failure, undoes the renames done so far (the checkpoint, one
+// file, is renamed last, so it never needs undoing) and throws WriteError.
+void OutputTransaction::move_into_place() {
+  const fs::path previous = staging_dir_ / kPrevious;
+  std::vector<std::string> set_aside, placed;
+  const auto fail = [&](const std::string& what, int err) {
+    for (const auto& name : placed)
+      ::rename((out_dir_ / name).c_str(), (staging_dir_ / name).c_str());
+    for (const auto& name : set_aside)
+      ::rename((previous / name).c_str(), (out_dir_ / name).c_str());
+    throw WriteError(what + ": " + reason(err) + "; " + shown(out_dir_.string()) +
+                     (renames_.empty() ? "" : " and the checkpoint") + " were left as they were");
+  };
+  if (::mkdir(previous.c_str(), 0700) != 0) fail("cannot create " + previous.string(), errno);
+  for (const auto& name : names_) {
+    if (::rename((out_dir_ / name).c_str(), (previous / name).c_str()) == 0)
+      set_aside.push_back(name);
+    else if (errno != ENOENT)
+      fail("cannot move the previous " + name + " aside in " + shown(out_dir_.string()), errno);
+  }
+  for (const auto& name : staged_names_) {
+    if (::rename((staging_dir_ / name).c_str(), (out_dir_ / name).c_str()) != 0)
+      fail("cannot move " + name + " into " + shown(out_dir_.string()), errno);
+    placed.push_back(name);
+  }
+  for (const auto& [staged, target] : renames_)
+    if (::rename(staged.c_str(), target.c_str()) != 0)
+      fail("cannot move the checkpoint " + shown(staged.string()) + " onto " +
+               shown(target.string()),
+           errno);
 }
 
 bool on_path(const std::string& program) {
@@ -207,6 +496,7 @@ int run_program(const fs::path& dir, const std::vector<std::string>& argv) {
   const pid_t pid = ::fork();
   if (pid < 0) throw ToolError("cannot start " + argv[0] + ": " + std::strerror(errno));
   if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_DFL);  // the tools run as they would from a shell
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
     std::vector<char*> args;
@@ -231,13 +521,15 @@ bool run_gnuplot_script(OutputTransaction& outputs, const std::string& program,
     return false;
   }
   const int status = run_program(outputs.staging_dir(), {"gnuplot", script});
+  const std::string out = shown(outputs.out_dir().string());
   if (status != 0)
-    throw ToolError("gnuplot " + describe_wait_status(status) + "; " + outputs.out_dir().string() +
-                    " was left as it was");
+    throw ToolError("gnuplot " + describe_wait_status(status) + free_space_note(outputs.out_dir()) +
+                    "; " + out + " was left as it was");
   for (const auto& f : figures) {
-    if (!fs::is_regular_file(outputs.staging_dir() / f))
-      throw ToolError("gnuplot exited with status 0 but did not draw " + f + "; " +
-                      outputs.out_dir().string() + " was left as it was");
+    const std::string problem = png_problem(outputs.staging_dir() / f);
+    if (!problem.empty())
+      throw ToolError("gnuplot exited with status 0 but " + f + " is " + problem +
+                      free_space_note(outputs.out_dir()) + "; " + out + " was left as it was");
     outputs.add_written(f);
   }
   return true;

@@ -1,7 +1,11 @@
 #include "io/checkpoint.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -12,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <set>
 
 namespace tapegrad {
@@ -23,7 +28,7 @@ const std::string kTrailerTag = "\nfnv1a64 ";
 // The state prefixes of the optimizers tapegrad has (optim/optimizer.h): a record starting with
 // one of them is optimizer state, not a parameter.
 const char* const kOptimizerPrefixes[] = {"sgd.", "adam.", "adamw."};
-constexpr std::size_t kMaxFileBytes = std::size_t(1) << 34;  // 16 GiB: anything larger is not ours
+constexpr std::size_t kMaxFileBytes = kMaxCheckpointFileBytes;
 
 // The prefix of the optimizer whose state record `tensor` is, or "" for a parameter.
 std::string optimizer_prefix_of(const std::string& tensor) {
@@ -57,17 +62,34 @@ CheckpointError failure(const std::string& name, const std::string& why) {
   return CheckpointError("checkpoint " + name + ": " + why);
 }
 
-// write(2) until done; throws on error.
-void write_all(int fd, const std::string& bytes, const std::string& path) {
+// errno in words; for EFBIG also the file size limit that caused it.
+std::string io_reason(int err) {
+  std::string why = std::strerror(err);
+  rlimit limit{};
+  if (err == EFBIG && ::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+    why += " (the file size limit, ulimit -f, is " + std::to_string(limit.rlim_cur) + " bytes)";
+  return why;
+}
+
+// write(2) until done; throws CheckpointWriteError naming `file` on error.
+void write_all(int fd, const std::string& bytes, const std::string& path, const std::string& file) {
   std::size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
     if (w < 0) {
       if (errno == EINTR) continue;
-      throw failure(path, std::string("write failed: ") + std::strerror(errno));
+      throw CheckpointWriteError("checkpoint " + path + ": cannot write " + file + ": " +
+                                 io_reason(errno));
     }
     off += static_cast<std::size_t>(w);
   }
+}
+
+// "<name>.tmp." with <name> cut so that the prefix and a pid fit in NAME_MAX bytes.
+std::string temporary_prefix(const std::filesystem::path& target) {
+  const std::string name = target.filename().string();
+  const std::size_t room = NAME_MAX - std::string(".tmp.").size() - 10;  // 10: the longest pid
+  return name.substr(0, std::min(name.size(), room)) + ".tmp.";
 }
 
 template <class T>
@@ -100,11 +122,22 @@ std::string serialize(const NamedTensors<T>& params, Optimizer<T>& optimizer,
   return bytes + kTrailerTag + hex16(fnv1a64(bytes.data(), bytes.size())) + "\n";
 }
 
+// No such process, or a zombie (dead, waiting to be reaped by a parent that may never do it).
+bool process_is_gone(pid_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const std::size_t close = line.rfind(')');  // "pid (comm) state ..."
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
 // Removes "<path>.tmp.<pid>" files left by saves whose process was killed (pid no longer exists).
 void remove_stale_temporaries(const std::string& path) {
   const std::filesystem::path target(path);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  const std::string prefix = target.filename().string() + ".tmp.";
+  const std::string prefix = temporary_prefix(target);
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
@@ -114,7 +147,7 @@ void remove_stale_temporaries(const std::string& path) {
     const std::string digits = name.substr(prefix.size());
     if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(digits));
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove(entry.path(), ec);
+    if (process_is_gone(pid)) std::filesystem::remove(entry.path(), ec);
   }
 }
 
@@ -130,6 +163,17 @@ void fsync_directory_of(const std::string& path) {
 
 }  // namespace
 
+std::string checkpoint_target(const std::string& path) {
+  std::filesystem::path p(path);
+  std::error_code ec;
+  for (int links = 0; links < 40 && std::filesystem::is_symlink(p, ec); ++links) {
+    const std::filesystem::path to = std::filesystem::read_symlink(p, ec);
+    if (ec) break;
+    p = to.is_absolute() ? to : p.parent_path() / to;
+  }
+  return p.lexically_normal().string();
+}
+
 template <class T>
 std::string stage_checkpoint(const std::string& path, const NamedTensors<T>& params,
                              Optimizer<T>& optimizer, const nlohmann::json& meta) {
@@ -137,19 +181,32 @@ std::string stage_checkpoint(const std::string& path, const NamedTensors<T>& par
     if (!optimizer_prefix_of(param.first).empty())
       throw failure(path, "parameter name '" + param.first + "' starts with an optimizer's prefix");
   const std::string bytes = serialize(params, optimizer, meta);
-  remove_stale_temporaries(path);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string target = checkpoint_target(path);
+  remove_stale_temporaries(target);
+  const std::filesystem::path target_path(target);
+  const std::string tmp =
+      (target_path.parent_path() / (temporary_prefix(target_path) + std::to_string(::getpid())))
+          .string();
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw failure(path, "cannot create " + tmp + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw CheckpointWriteError("checkpoint " + path + ": cannot create " + tmp + ": " +
+                               io_reason(errno));
   try {
-    write_all(fd, bytes, path);
-    if (::fsync(fd) != 0) throw failure(path, std::string("fsync failed: ") + std::strerror(errno));
+    write_all(fd, bytes, path, tmp);
+    if (::fsync(fd) != 0)
+      throw CheckpointWriteError("checkpoint " + path + ": cannot write " + tmp + ": " +
+                                 io_reason(errno));
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
     throw;
   }
-  ::close(fd);
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw CheckpointWriteError("checkpoint " + path + ": cannot write " + tmp + ": " +
+                               io_reason(err));
+  }
   return tmp;
 }
 
@@ -157,12 +214,14 @@ template <class T>
 void save_checkpoint(const std::string& path, const NamedTensors<T>& params,
                      Optimizer<T>& optimizer, const nlohmann::json& meta) {
   const std::string tmp = stage_checkpoint(path, params, optimizer, meta);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  const std::string target = checkpoint_target(path);
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
     const std::string err = std::strerror(errno);
     ::unlink(tmp.c_str());
-    throw failure(path, "rename failed: " + err);
+    throw CheckpointWriteError("checkpoint " + path + ": cannot rename " + tmp +
+                               " onto it: " + err);
   }
-  fsync_directory_of(path);  // make the rename itself durable
+  fsync_directory_of(target);  // make the rename itself durable
 }
 
 namespace {
@@ -285,19 +344,123 @@ CheckpointContents<T> parse_checkpoint(const std::string& bytes, const std::stri
   return contents;
 }
 
+namespace {
+
+// "a FIFO", "a directory": what a file that is not a regular file is.
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// stat(path): a regular file, or throws naming what it is (before anything opens it: opening a
+// FIFO blocks, opening a device may act on it).
+struct stat regular_file_status(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw failure(path, "cannot open: " + io_reason(errno));
+  if (!S_ISREG(st.st_mode))
+    throw failure(path, "is " + file_kind(st.st_mode) + ", not a checkpoint file");
+  return st;
+}
+
+// Opens the regular file `path` (refused before opening when it is not one; O_NONBLOCK, so a FIFO
+// swapped in since cannot block) and returns the descriptor and the opened file's status.
+int open_regular(const std::string& path, struct stat& st) {
+  regular_file_status(path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw failure(path, "cannot open: " + io_reason(errno));
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw failure(path, "is " + file_kind(st.st_mode) + ", not a checkpoint file");
+  }
+  return fd;
+}
+
+// Reads up to n bytes at the end of `bytes`; returns how many were read (fewer at end of file).
+std::size_t read_some(int fd, std::string& bytes, std::size_t n, const std::string& path) {
+  const std::size_t start = bytes.size();
+  bytes.resize(start + n);
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd, bytes.data() + start + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw failure(path, "read error: " + io_reason(errno));
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  bytes.resize(start + got);
+  return got;
+}
+
+// The file's bytes: its magic first, then its size against max_bytes, then the rest.
+std::string read_bounded(const std::string& path, std::size_t max_bytes) {
+  struct stat st {};
+  const int fd = open_regular(path, st);
+  std::string bytes;
+  try {
+    const std::size_t size = static_cast<std::size_t>(st.st_size);
+    read_some(fd, bytes, std::min<std::size_t>(size, kMagic.size() + 1), path);
+    if (bytes.compare(0, std::string::npos, kMagic + " ") != 0)
+      throw failure(path, "not a tapegrad checkpoint (bad magic)");
+    if (size > max_bytes)
+      throw failure(path, "is " + std::to_string(size) +
+                              " bytes, larger than a checkpoint of this model can be (at most " +
+                              std::to_string(max_bytes) + " bytes)");
+    bytes.reserve(size);
+    read_some(fd, bytes, size - bytes.size(), path);
+    if (bytes.size() != size) throw failure(path, "changed size while it was being read");
+  } catch (const std::bad_alloc&) {
+    ::close(fd);
+    throw failure(path, "is " + std::to_string(st.st_size) + " bytes, too large to read in memory");
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  return bytes;
+}
+
+}  // namespace
+
 template <class T>
-CheckpointContents<T> read_checkpoint(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw failure(path, "is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw failure(path, std::string("cannot open: ") + std::strerror(errno));
-  if (!std::filesystem::is_regular_file(path, ec)) throw failure(path, "not a regular file");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec || size > kMaxFileBytes) throw failure(path, "unreadable or larger than 16 GiB");
-  std::string bytes(size, '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (!in) throw failure(path, "read error");
-  return parse_checkpoint<T>(bytes, path);
+CheckpointContents<T> read_checkpoint(const std::string& path, std::size_t max_bytes) {
+  return parse_checkpoint<T>(read_bounded(path, max_bytes), path);
+}
+
+CheckpointLock::CheckpointLock(const std::string& path, const std::function<void()>& waiting) {
+  for (bool told = false;;) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return;  // nothing to lock yet
+    fd_ = open_regular(path, st);
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL) return;  // no locks here
+      if (!told && waiting) waiting();
+      told = true;
+      while (::flock(fd_, LOCK_EX) != 0)
+        if (errno != EINTR) {
+          const int err = errno;
+          ::close(fd_);
+          fd_ = -1;
+          throw failure(path, "cannot lock: " + io_reason(err));
+        }
+    }
+    struct stat now {};  // a save replaced the file while we waited: lock the new one
+    if (::stat(path.c_str(), &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
+      return;
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+CheckpointLock::CheckpointLock(CheckpointLock&& other) noexcept : fd_(other.fd_) {
+  other.fd_ = -1;
+}
+
+CheckpointLock::~CheckpointLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the lock
 }
 
 template <class T>
@@ -350,7 +513,7 @@ nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params,
   template std::string stage_checkpoint(const std::string&, const NamedTensors<T>&, Optimizer<T>&, \
                                         const nlohmann::json&);                                    \
   template CheckpointContents<T> parse_checkpoint(const std::string&, const std::string&);         \
-  template CheckpointContents<T> read_checkpoint(const std::string&);                              \
+  template CheckpointContents<T> read_checkpoint(const std::string&, std::size_t);                 \
   template void restore_checkpoint(const CheckpointContents<T>&, NamedTensors<T>&, Optimizer<T>&,  \
                                    const std::string&);                                            \
   template nlohmann::json load_checkpoint(const std::string&, NamedTensors<T>&, Optimizer<T>&);

@@ -1,11 +1,18 @@
 // The nadaraya_watson program under hostile use: concurrent runs into one --out, a
 // failing gnuplot, an output name that is a directory, endless input under a memory limit, values
-// float32 cannot hold, flags out of bounds, late validation, checkpoints wrong in meaning with a
-// valid checksum, and the choice of implementation. Every failure must exit 2 (1 for a failing
-// gnuplot) with one line on stderr, and leave --out byte for byte as it was, with no debris.
+// float32 cannot hold, flags out of bounds or not decimal, --out and --save paths that cannot work
+// (loops, dangling links, names too long), --resume of what cannot be a checkpoint, concurrent
+// runs resuming and saving one checkpoint, figures that are not whole PNGs, late validation,
+// checkpoints wrong in meaning with a valid checksum, and the choice of implementation. Every
+// failure must exit 2 (1 for a failing tool or write) with one line on stderr, and leave --out byte
+// for byte as it was, with no debris. File system faults (mounts, full disks): test_cli_filesystem.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <thread>
@@ -15,6 +22,7 @@
 #include "../io/checkpoint_craft.h"
 #include "cli_test_util.h"
 #include "examples/csv.h"
+#include "examples/plots.h"
 
 using namespace tapegrad;
 using namespace tapegrad::testutil;
@@ -190,11 +198,11 @@ TEST(CliReliability, Float32OverflowInputs) {
 TEST(CliReliability, ResourceFlagsHaveBounds) {
   TempDir dir;
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--threads 100000", "--threads must be from 0 to 256"},
+      {"--threads 100000", "--threads must be an integer from 0 to 256, got '100000'"},
       {"--seed -1", "--seed"},
       {"--seed 18446744073709551616", "--seed"},
       {"--seed 0x10", "--seed"},
-      {"--n-train 100000000", "--n-train must be from 2 to 1000000"},
+      {"--n-train 100000000", "--n-train must be an integer from 2 to 1000000, got '100000000'"},
       {"--n-train 300000", "attention matrices"},
       {"--epochs 10000000", "--epochs"},
       {"--memory-budget 0", "--memory-budget"},
@@ -355,4 +363,283 @@ TEST(CliReliability, OutHoldsOneRunsSet) {
   EXPECT_FALSE(fs::exists(dir / "out" / "loss.png"));
   EXPECT_FALSE(fs::exists(dir / "out" / "plots.gp"));
   EXPECT_EQ(slurp(dir / "out" / "notes.txt"), "mine");  // files that are not outputs stay
+}
+
+// Integer flags take decimal integers only, as --seed does, and a refusal quotes the value as
+// typed (not a clamped 9223372036854775807); number flags refuse hexadecimal; empty values are
+// refused; a refusal names its flag.
+TEST(CliReliability, FlagValuesQuotedAsTyped) {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--epochs 9223372036854775808",
+       "--epochs must be an integer from 0 to 1000000, got '9223372036854775808'"},
+      {"--memory-budget 99999999999999999999",
+       "--memory-budget must be an integer from 1 to 1048576, got '99999999999999999999'"},
+      {"--epochs 0x10", "--epochs must be an integer from 0 to 1000000, got '0x10'"},
+      {"--epochs -9223372036854775809", "got '-9223372036854775809'"},
+      {"--n-train 1e3", "--n-train must be an integer from 2 to 1000000, got '1e3'"},
+      {"--threads +1", "--threads must be an integer from 0 to 256, got '+1'"},
+      {"--threads ' 1'", "got ' 1'"},
+      {"--epochs 5.0", "got '5.0'"},
+      {"--lr 0x10", "--lr must be a decimal number, got '0x10'"},
+      {"--sigma 0x1p-2", "--sigma must be a decimal number, got '0x1p-2'"},
+      {"--w-init ' 1'", "--w-init must be a decimal number, got ' 1'"},
+  };
+  for (const auto& [args, fragment] : cases) {
+    SCOPED_TRACE(args);
+    expect_one_line_error(run_nw(dir, args + " --out " + quote((dir / "out").string())), 2,
+                          fragment);
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
+  // An empty value is refused, never taken for the default: `--save "$CK"` with CK unset must not
+  // run without saving, `--train "$F"` must not train on the generated data.
+  for (const std::string flag : {"--save", "--resume", "--train", "--query", "--impl", "--dataset",
+                                 "--loss", "--epochs", "--lr"}) {
+    SCOPED_TRACE(flag);
+    expect_one_line_error(run_nw(dir, flag + " '' --out " + quote((dir / "out").string())), 2,
+                          flag + ": the value is empty");
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
+  expect_one_line_error(
+      run_nw(dir, "--kernel Gaussian --out " + quote((dir / "out").string())), 2,
+      "--kernel must be gaussian, boxcar, constant or epanechikov, got 'Gaussian'");
+  // Leading zeros are still decimal.
+  const Result r =
+      run_nw(dir, "--epochs 002 --n-train 0010 --no-plots --out " + quote((dir / "ok").string()));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(epoch_lines(r.out).size(), 2u) << r.out;
+}
+
+// Every --out problem is found before the first epoch: exit 2, one line naming --out and the
+// reason (a loop of symbolic links, a dangling link, a path over PATH_MAX, a file in the path);
+// and a legal 240- or 255-byte directory name is usable (the staging name is short and inside it).
+TEST(CliReliability, OutPathProblemsFoundBeforeTraining) {
+  TempDir dir;
+  fs::create_symlink(dir / "loop_a", dir / "loop_b");
+  fs::create_symlink(dir / "loop_b", dir / "loop_a");
+  fs::create_symlink(dir / "nowhere" / "x", dir / "dangling");
+  dir.write("a_file", "x");
+  std::string deep = dir.path().string();
+  while (deep.size() < 4200) deep += "/" + std::string(200, 'd');
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {(dir / "loop_a").string(), {"--out", "a loop of symbolic links"}},
+      {(dir / "loop_a" / "sub").string(), {"--out", "a loop of symbolic links"}},
+      {(dir / "dangling").string(), {"--out", "is a symbolic link to", "which does not exist"}},
+      {(dir / "dangling" / "sub").string(), {"--out", "which does not exist"}},
+      {deep, {"--out", "too long"}},
+      {(dir / "a_file" / "out").string(), {"--out", "a_file is not a directory"}},
+  };
+  for (const auto& [out, fragments] : cases) {
+    SCOPED_TRACE(out.substr(0, 100));
+    const Result r = run_nw(dir, "--no-plots --out " + quote(out));
+    for (const auto& f : fragments) expect_one_line_error(r, 2, f);
+  }
+  EXPECT_EQ(debris(dir.path(), {"loop_a", "loop_b", "dangling", "a_file"}),
+            std::vector<std::string>());
+  for (const std::size_t length : {240, 255}) {
+    const fs::path out = dir / std::string(length, 'n');
+    const Result r = run_nw(dir, "--epochs 1 --no-plots --out " + quote(out.string()));
+    EXPECT_EQ(r.status, 0) << length << ": " << r.err;
+    EXPECT_TRUE(fs::is_regular_file(out / "predictions.csv")) << length;
+    fs::remove_all(out);
+  }
+}
+
+// --save problems are found before the first epoch too; a 250-byte checkpoint name works (its
+// temporary's name is cut to fit NAME_MAX); a --save that is a symbolic link saves into the file
+// it names and stays a link.
+TEST(CliReliability, SavePathProblemsFoundBeforeTraining) {
+  TempDir dir;
+  fs::create_symlink(dir / "loop_a", dir / "loop_b");
+  fs::create_symlink(dir / "loop_b", dir / "loop_a");
+  fs::create_symlink(dir / "nowhere" / "ck", dir / "dangling");
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {(dir / "loop_a").string(), "a loop of symbolic links"},
+      {(dir / "dangling").string(), "does not exist"},
+      {(dir / "fifo").string(), "not a regular file"},
+      {(dir / std::string(256, 'c')).string(), "File name too long"},
+  };
+  const std::string out = " --no-plots --out " + quote((dir / "out").string());
+  for (const auto& [save, fragment] : cases) {
+    SCOPED_TRACE(save);
+    expect_one_line_error(run_nw(dir, "--save " + quote(save) + out), 2, fragment);
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
+  const fs::path long_ck = dir / std::string(250, 'c');
+  Result r = run_nw(dir, "--epochs 1 --save " + quote(long_ck.string()) + out);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::is_regular_file(long_ck));
+  fs::create_directory(dir / "elsewhere");
+  fs::create_symlink(dir / "elsewhere" / "ck", dir / "link_ck");
+  r = run_nw(dir, "--epochs 1 --save " + quote((dir / "link_ck").string()) + out);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(dir / "link_ck"));
+  EXPECT_TRUE(fs::is_regular_file(dir / "elsewhere" / "ck"));
+  r = run_nw(dir, "--epochs 1 --resume " + quote((dir / "link_ck").string()) + " --save " +
+                      quote((dir / "link_ck").string()) + out);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("epoch 2, loss"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::is_symlink(dir / "link_ck"));
+  EXPECT_EQ(files_in(dir / "elsewhere"), std::vector<std::string>{"ck"});
+}
+
+// --resume of what cannot be a checkpoint is refused before it is read whole: a FIFO (which would
+// block), a device, a directory, a 2 GiB file without the magic bytes and one with them (under a
+// 1.5 GB address-space limit); each in well under a second, exit 2, naming the file.
+TEST(CliReliability, ResumeRefusesWhatCannotBeACheckpoint) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  fs::create_directory(dir / "a_dir");
+  const fs::path big = dir / "big", magic = dir / "big_magic";
+  std::ofstream(big) << "not a checkpoint";
+  fs::resize_file(big, std::uintmax_t(2) << 30);  // sparse: no disk used
+  std::ofstream(magic) << "tapegrad-checkpoint 1\n";
+  fs::resize_file(magic, std::uintmax_t(2) << 30);
+  const std::vector<std::pair<fs::path, std::string>> cases = {
+      {dir / "fifo", "is a FIFO"},
+      {"/dev/zero", "is a character device"},
+      {dir / "a_dir", "is a directory"},
+      {big, "not a tapegrad checkpoint"},
+      {magic, "larger than a checkpoint of this model can be"},
+  };
+#if defined(__SANITIZE_ADDRESS__)
+  const std::string limit = "";  // ASan reserves terabytes of address space
+#else
+  const std::string limit = "ulimit -v 1500000;";
+#endif
+  for (const auto& [ck, fragment] : cases) {
+    SCOPED_TRACE(ck.string());
+    const auto start = std::chrono::steady_clock::now();
+    const Result r = run_nw(
+        dir,
+        "--no-plots --resume " + quote(ck.string()) + " --out " + quote((dir / "out").string()),
+        limit + " timeout 20");
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    expect_one_line_error(r, 2, fragment);
+    EXPECT_NE(r.err.find(ck.string()), std::string::npos) << r.err;
+    EXPECT_LT(seconds, 2.0);
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
+}
+
+// Two runs --resume ck --save ck --epochs 3 at once on a 1-epoch checkpoint: they take turns (the
+// second waits for the first's save and continues from it), so the checkpoint ends at 7 epochs;
+// both exit 0. A plain --save racing them commits in turn too.
+TEST(CliReliability, ConcurrentResumeAndSaveBothCount) {
+  TempDir dir;
+  const std::string ck = quote((dir / "ck").string());
+  ASSERT_EQ(
+      run_nw(dir, "--epochs 1 --no-plots --save " + ck + " --out " + quote((dir / "o").string()))
+          .status,
+      0);
+  const std::string nw = quote(NW_EXE);
+  const std::string run = nw + " --epochs 3 --no-plots --resume " + ck + " --save " + ck;
+  const std::string cmd = "cd " + quote(dir.path().string()) + " && (" + run +
+                          " --out a >a.txt 2>&1 & " + run + " --out b >b.txt 2>&1 & wait %1 && " +
+                          "wait %2)";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir / "a.txt") << slurp(dir / "b.txt");
+  const std::string both = slurp(dir / "a.txt") + slurp(dir / "b.txt");
+  EXPECT_NE(both.find("after 1 epochs"), std::string::npos) << both;
+  EXPECT_NE(both.find("after 4 epochs"), std::string::npos) << both;
+  const std::string bytes = slurp(dir / "ck");
+  EXPECT_NE(bytes.find("\"epochs_done\":7"), std::string::npos) << bytes.substr(0, 200);
+  EXPECT_EQ(debris(dir.path(), {"ck", "o", "a", "b", "a.txt", "b.txt"}),
+            std::vector<std::string>());
+}
+
+namespace {
+
+// A fake tool in dir/bin that writes `content` into each of `files` (or, with "@args", into every
+// argument ending in .png or .png.tmp) and exits 0.
+void fake_tool(const TempDir& dir, const std::string& name, const std::string& files,
+               const std::string& content) {
+  fs::create_directories(dir / "bin");
+  dir.write("content.bin", content);
+  const std::string copy = "cat " + quote((dir / "content.bin").string());
+  const std::string body =
+      files == "@args"
+          ? "for a; do case \"$a\" in *.png|*.png.tmp) " + copy + " > \"$a\";; esac; done\n"
+          : "for f in " + files + "; do " + copy + " > \"$f\"; done\n";
+  dir.write("bin/" + name, "#!/bin/sh\n" + body + "exit 0\n");
+  fs::permissions(dir / "bin" / name, fs::perms::owner_all);
+}
+
+}  // namespace
+
+// A gnuplot or a Graphviz dot that exits 0 but writes empty or truncated PNGs is an error in words
+// (exit 1), and --out keeps the previous run's files.
+TEST(CliReliability, FiguresAreCheckedWholeBeforeTheCommit) {
+  TempDir dir;
+  const std::string out = quote((dir / "out").string());
+  ASSERT_EQ(run_nw(dir, "--epochs 1 --no-plots --out " + out).status, 0);
+  const auto before = snapshot(dir / "out");
+  std::string figures;
+  for (const auto& f : figure_files()) figures += f + " ";
+  const std::string half_png = std::string("\x89PNG\r\n\x1a\n", 8) + std::string(500, 'p');
+  const std::string path = "PATH=" + quote((dir / "bin").string()) + ":\"$PATH\"";
+  struct Case {
+    std::string tool, files, content, args, words;
+  };
+  for (const Case& c : {Case{"gnuplot", figures, "", "", "pred_average.png is empty (0 bytes)"},
+                        Case{"gnuplot", figures, half_png, "", "is cut short (508 bytes"},
+                        Case{"gnuplot", figures, "GIF89a", "", "is not a PNG"},
+                        Case{"dot", "@args", "", " --no-plots --graph", "graph.png is empty"},
+                        Case{"dot", "@args", half_png, " --no-plots --graph", "cut short"}}) {
+    SCOPED_TRACE(c.tool + " " + c.words);
+    fs::remove_all(dir / "bin");
+    fake_tool(dir, c.tool, c.files, c.content);
+    const Result r = run_nw(dir, "--seed 5 --epochs 1 --out " + out + c.args, path);
+    expect_one_line_error(r, 1, c.words, /*before_training=*/false);
+    EXPECT_TRUE(snapshot(dir / "out") == before) << "--out changed";
+    EXPECT_EQ(debris(dir.path(), {"out", "bin", "content.bin"}), std::vector<std::string>());
+  }
+  // A dot that fails: its status in words.
+  dir.write("bin/dot", "#!/bin/sh\nexit 3\n");
+  const Result r = run_nw(dir, "--seed 5 --epochs 1 --no-plots --graph --out " + out, path);
+  expect_one_line_error(r, 1, "Graphviz's dot exited with status 3", /*before_training=*/false);
+  EXPECT_TRUE(snapshot(dir / "out") == before);
+}
+
+// SIGINT, SIGTERM or SIGHUP during training: the run ends by that signal, --out stays as it was
+// (an absent --out, with its missing parents, stays absent) and no staging directory is left.
+TEST(CliReliability, FatalSignalsLeaveNoTrace) {
+  TempDir dir;
+  const fs::path out = dir / "out";
+  ASSERT_EQ(run_nw(dir, "--epochs 1 --no-plots --out " + quote(out.string())).status, 0);
+  const auto before = snapshot(out);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    for (const fs::path& target : {out, dir / "new" / "deeper"}) {
+      SCOPED_TRACE(std::to_string(sig) + " " + target.string());
+      const fs::path log = dir / "log.txt";
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        for (const int s : {SIGINT, SIGTERM, SIGHUP}) ::signal(s, SIG_DFL);
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::execl(NW_EXE, NW_EXE, "--n-train", "1000", "--epochs", "1000000", "--no-plots", "--out",
+                target.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      // The staging directory appears before the first epoch (stdout, a file, is buffered).
+      const auto staging = [&target] {
+        for (const auto& name : files_in(target))
+          if (name.rfind(".tapegrad-staging.", 0) == 0) return true;
+        return false;
+      };
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!staging() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // into training
+      ::kill(pid, sig);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "wait status " << status;
+      EXPECT_TRUE(snapshot(out) == before) << "--out changed";
+      EXPECT_FALSE(fs::exists(dir / "new"));
+      EXPECT_EQ(debris(dir.path(), {"out", "log.txt"}), std::vector<std::string>());
+    }
+  }
 }

@@ -1,15 +1,20 @@
 // Checkpoints: a round trip restores parameters and optimizer state bit for bit; every kind of bad
-// file is rejected with CheckpointError and leaves the model untouched; and a writer killed at
-// random moments never leaves a torn file behind (the old or the new checkpoint loads, nothing
-// else).
+// file is rejected with CheckpointError and leaves the model untouched; a writer killed at random
+// moments never leaves a torn file behind (the old or the new checkpoint loads, nothing else);
+// reading refuses what is not a regular file before opening it and checks the magic and the size
+// before reading; a save that cannot write is a CheckpointWriteError in words; and CheckpointLock
+// serialises processes that read a checkpoint and save it again.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -294,5 +299,149 @@ TEST(ReliabilityCheckpoint, StaleTemporariesAreRemovedByTheNextSave) {
   EXPECT_FALSE(fs::exists(dead));
   EXPECT_TRUE(fs::exists(alive));
   EXPECT_TRUE(fs::exists(other));
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// Runs `body` in a child process (which exits with body's return value) and waits at most
+// `seconds`; returns the exit status, or -1 when the child had to be killed.
+int in_child(const std::function<int()>& body, double seconds = 10) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(body());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// 0 when read_checkpoint<double>(path, max_bytes) throws CheckpointError containing `fragment`.
+int refuses(const std::string& path, const std::string& fragment,
+            std::size_t max_bytes = kMaxCheckpointFileBytes) {
+  try {
+    read_checkpoint<double>(path, max_bytes);
+  } catch (const CheckpointError& e) {
+    return std::string(e.what()).find(fragment) != std::string::npos ? 0 : 2;
+  }
+  return 1;
+}
+
+}  // namespace
+
+// A FIFO (whose open would block), a device and a directory are refused before they are opened;
+// a 2 GiB file is refused after its first bytes (no magic) or its size (over max_bytes), in
+// milliseconds, without being read.
+TEST(ReliabilityCheckpoint, ReadRefusesNonRegularAndOversizedFilesFirst) {
+  const fs::path dir = temp_dir("read_limits");
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  EXPECT_EQ(in_child([&] { return refuses((dir / "fifo").string(), "is a FIFO"); }), 0);
+  EXPECT_EQ(in_child([] { return refuses("/dev/zero", "is a character device"); }), 0);
+  EXPECT_EQ(in_child([&] { return refuses(dir.string(), "is a directory"); }), 0);
+  const fs::path big = dir / "big", magic = dir / "big_magic";
+  spit(big, "PK\x03\x04 a zip, say");
+  fs::resize_file(big, std::uintmax_t(2) << 30);  // sparse
+  spit(magic, "tapegrad-checkpoint 1\n");
+  fs::resize_file(magic, std::uintmax_t(2) << 30);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(refuses(big.string(), "bad magic"), 0);
+  EXPECT_EQ(refuses(magic.string(), "2147483648 bytes, larger than", std::size_t(1) << 20), 0);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 0.5) << "read the 2 GiB files";
+  fs::remove_all(dir);
+}
+
+// Under a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) a save fails with CheckpointWriteError
+// naming the cause; the old checkpoint stays whole and no temporary is left.
+TEST(ReliabilityCheckpoint, SaveThatCannotWriteIsAWriteErrorInWords) {
+  const fs::path dir = temp_dir("write_error");
+  const fs::path path = dir / "ck";
+  Model a;
+  auto named = a.named();
+  save_checkpoint(path.string(), named, a.opt, {{"epochs_done", 1}});
+  const std::string before = slurp(path);
+  const int status = in_child([&] {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{100, 100};  // bytes: the header alone is longer
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 3;
+    Model b;
+    auto named_b = b.named();
+    try {
+      save_checkpoint(path.string(), named_b, b.opt, {{"epochs_done", 2}});
+    } catch (const CheckpointWriteError& e) {
+      const std::string what = e.what();
+      return what.find("File too large") != std::string::npos &&
+                     what.find("ulimit -f") != std::string::npos
+                 ? 0
+                 : 2;
+    }
+    return 1;
+  });
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(slurp(path), before);
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+  fs::remove_all(dir);
+}
+
+// A name long enough that "<name>.tmp.<pid>" would pass NAME_MAX saves (the temporary's name is
+// cut); a symbolic link saves into the file it names and stays a link.
+TEST(ReliabilityCheckpoint, LongNamesAndSymbolicLinksSave) {
+  const fs::path dir = temp_dir("names");
+  Model a;
+  auto named = a.named();
+  const fs::path long_name = dir / std::string(250, 'c');
+  save_checkpoint(long_name.string(), named, a.opt, {{"epochs_done", 3}});
+  EXPECT_EQ(read_checkpoint<double>(long_name.string()).meta["epochs_done"], 3);
+  fs::create_directory(dir / "elsewhere");
+  fs::create_symlink(dir / "elsewhere" / "ck", dir / "link");
+  save_checkpoint((dir / "link").string(), named, a.opt, {{"epochs_done", 4}});
+  EXPECT_TRUE(fs::is_symlink(dir / "link"));
+  EXPECT_EQ(read_checkpoint<double>((dir / "elsewhere" / "ck").string()).meta["epochs_done"], 4);
+  fs::remove_all(dir);
+}
+
+// Processes that each lock a checkpoint, read its counter, save counter + 1 and unlock never lose
+// an increment, although every save replaces the locked file (the lock follows the replacement).
+TEST(ReliabilityCheckpoint, LockSerialisesReadModifySave) {
+  const fs::path dir = temp_dir("lock");
+  const std::string path = (dir / "ck").string();
+  {
+    Model a;
+    auto named = a.named();
+    save_checkpoint(path, named, a.opt, {{"count", 0}});
+  }
+  constexpr int kProcesses = 4, kRounds = 25;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      for (int k = 0; k < kRounds; ++k) {
+        CheckpointLock lock(path);
+        if (!lock.held()) ::_exit(2);
+        Model m;
+        auto named = m.named();
+        const nlohmann::json meta = load_checkpoint(path, named, m.opt);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // widen the window
+        save_checkpoint(path, named, m.opt, {{"count", meta["count"].get<int>() + 1}});
+      }
+      ::_exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (const pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  EXPECT_EQ(read_checkpoint<double>(path).meta["count"], kProcesses * kRounds);
+  EXPECT_FALSE(CheckpointLock((dir / "absent").string()).held());
   fs::remove_all(dir);
 }
