@@ -33,8 +33,7 @@ namespace {
 // Appends the entry that made `out` from `inputs` and marks `out` as its non-leaf result.
 template <class T>
 void append_entry(const std::string& op, Tensor<T>& out,
-                  std::vector<std::shared_ptr<NodeBase>> inputs,
-                  std::function<void(const Node<T>& out)> backward) {
+                  std::vector<std::shared_ptr<NodeBase>> inputs, BackwardFn<T> backward) {
   Tape& tp = tape();
   if (tp.entries.size() >= tp.sweep_at) tp.sweep();
   Entry e;
@@ -42,7 +41,10 @@ void append_entry(const std::string& op, Tensor<T>& out,
   e.op = op;
   e.output = out.node_ptr();
   e.inputs = std::move(inputs);
-  e.backward = [fn = std::move(backward)](NodeBase& o) { fn(static_cast<const Node<T>&>(o)); };
+  e.backward = [fn = std::move(backward)](NodeBase& o) {
+    const auto& node = static_cast<const Node<T>&>(o);
+    fn(node.upstream(), node);
+  };
   Node<T>& n = out.node();
   n.requires_grad = true;
   n.entry_id = e.id;
@@ -56,7 +58,7 @@ void append_entry(const std::string& op, Tensor<T>& out,
 // append an entry that remembers the inputs, the output (weakly) and how to backpropagate.
 template <class T>
 Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
-                 std::function<void(const Node<T>& out)> backward) {
+                 BackwardFn<T> backward) {
   detail::check_forward_finite(op, value, inputs, tape().next_id);
   Tensor<T> out(std::move(value));
   if (!needs_record(inputs)) return out;
@@ -68,7 +70,7 @@ Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<T
 
 template <class T, class U>
 Tensor<T> record_cast(const std::string& op, xt::xarray<T> value, const Tensor<U>& input,
-                      std::function<void(const Node<T>& out)> backward) {
+                      BackwardFn<T> backward) {
   detail::check_forward_finite(op, value, std::vector<Tensor<U>>{input}, tape().next_id);
   Tensor<T> out(std::move(value));
   if (!grad_enabled() || !input.requires_grad()) return out;
@@ -124,20 +126,36 @@ std::vector<std::size_t> walk_tape_in_reverse(Tape& tp, std::size_t last, std::u
   return ran;
 }
 
-// The pass itself, once d(loss)/d(loss) is known: seed the loss's grad (moved, not copied), walk
-// the tape back from the loss's entry, free what ran.
+// Lends the seed to the loss's node for one pass, and takes it back however the pass ends.
 template <class T>
-void backward_from_seed(const Tensor<T>& loss, xt::xarray<T>&& seed, bool retain_graph) {
+struct BorrowedSeed {
+  Node<T>& node;
+  BorrowedSeed(Node<T>& n, const xt::xarray<T>* seed) : node(n) { node.seed = seed; }
+  ~BorrowedSeed() { node.seed = nullptr; }
+  BorrowedSeed(const BorrowedSeed&) = delete;
+  BorrowedSeed& operator=(const BorrowedSeed&) = delete;
+};
+
+// The pass itself, once d(loss)/d(loss) is known: lend the seed to the loss (a leaf, or a loss
+// that retains its grad, keeps a copy instead), walk the tape back from the loss's entry, free
+// what ran.
+template <class T>
+void backward_from_seed(const Tensor<T>& loss, const xt::xarray<T>& seed, bool retain_graph) {
   Node<T>& ln = loss.node();
   if (ln.entry_id == 0) {  // a leaf: its gradient is the seed itself
-    accumulate_grad(loss, std::move(seed), "backward");
+    accumulate_grad(loss, xt::xarray<T>(seed), "backward");
     return;
   }
   Tape& tp = tape();
   const std::size_t last = detail::position_of_loss_entry(tp, ln, describe(loss));
   const std::uint64_t stamp = tp.next_stamp++;
   ln.backward_stamp = stamp;
-  accumulate_grad(loss, std::move(seed), "backward");
+  const bool keeps_copy = ln.retains_grad;  // its .grad must outlive the call
+  if (keeps_copy)
+    accumulate_grad(loss, xt::xarray<T>(seed), "backward");
+  else
+    detail::check_gradient_finite("backward", seed, loss.shape());
+  BorrowedSeed<T> lent(ln, keeps_copy ? nullptr : &seed);
   const std::vector<std::size_t> ran = walk_tape_in_reverse(tp, last, stamp);
   if (!retain_graph) detail::free_entries(tp, ran);
 }
@@ -150,33 +168,32 @@ void backward(const Tensor<T>& loss, bool retain_graph) {
   if (loss.size() != 1)
     throw std::invalid_argument("backward: " + describe(loss) +
                                 " is not a scalar; pass the gradient d(loss)/d(output) explicitly");
-  backward_from_seed(loss, xt::xarray<T>(xt::ones_like(loss.value())), retain_graph);
+  const xt::xarray<T> one = xt::ones_like(loss.value());
+  backward_from_seed(loss, one, retain_graph);
 }
 
 template <class T>
-void backward(const Tensor<T>& loss, xt::xarray<T> grad, bool retain_graph) {
+void backward(const Tensor<T>& loss, const xt::xarray<T>& grad, bool retain_graph) {
   check_requires_grad(loss);
   if (!std::equal(grad.shape().begin(), grad.shape().end(), loss.value().shape().begin(),
                   loss.value().shape().end()))
     throw std::invalid_argument("backward: gradient of shape " + shape_str(to_shape(grad.shape())) +
                                 " for " + describe(loss));
-  backward_from_seed(loss, std::move(grad), retain_graph);
+  backward_from_seed(loss, grad, retain_graph);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                  \
   template Tensor<T> record<T>(const std::string&, xt::xarray<T>, const std::vector<Tensor<T>>&, \
-                               std::function<void(const Node<T>&)>);                             \
+                               BackwardFn<T>);                                                   \
   template void accumulate_grad<T>(const Tensor<T>&, xt::xarray<T>&&, const std::string&);       \
   template void backward<T>(const Tensor<T>&, bool);                                             \
-  template void backward<T>(const Tensor<T>&, xt::xarray<T>, bool);
+  template void backward<T>(const Tensor<T>&, const xt::xarray<T>&, bool);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE
 template Tensor<float> record_cast<float, double>(const std::string&, xt::xarray<float>,
-                                                  const Tensor<double>&,
-                                                  std::function<void(const Node<float>&)>);
+                                                  const Tensor<double>&, BackwardFn<float>);
 template Tensor<double> record_cast<double, float>(const std::string&, xt::xarray<double>,
-                                                   const Tensor<float>&,
-                                                   std::function<void(const Node<double>&)>);
+                                                   const Tensor<float>&, BackwardFn<double>);
 
 }  // namespace tapegrad

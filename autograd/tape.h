@@ -28,8 +28,9 @@
 //  - clear_tape() drops every entry of this thread (all graphs become constants); backward through
 //    a graph it dropped throws std::logic_error saying so.
 //
-// The seed. backward(loss, grad) takes d(loss)/d(loss) by value and moves it into loss's grad, so
-// `y.backward(std::move(g))` starts the pass without copying g (an lvalue g is copied once).
+// The seed. backward(loss, g) borrows g: the loss's backward closure receives g itself as its
+// upstream gradient, so no copy of g is made (a leaf loss, or one that retains its grad, stores
+// a copy, as its .grad must outlive the call).
 #pragma once
 
 #include <cstdint>
@@ -83,19 +84,24 @@ bool needs_record(const std::vector<Tensor<T>>& inputs) {
   return false;
 }
 
+// What an op's backward closure is given: `grad`, d(loss)/d(output), and the output node (for
+// rules that reuse the forward's result, out.value). It adds d(loss)/d(input) to each input
+// through accumulate_grad().
+template <class T>
+using BackwardFn = std::function<void(const xt::xarray<T>& grad, const Node<T>& out)>;
+
 // The one way ops make their result. Wraps `value` in a new node; when needs_record(inputs),
-// appends an entry whose backward calls `backward(out)` with the output node (its value and grad),
-// and marks the result requires_grad. `backward` must only add to inputs' grads through
-// accumulate_grad().
+// appends an entry whose backward calls `backward(grad, out)`, and marks the result
+// requires_grad.
 template <class T>
 Tensor<T> record(const std::string& op, xt::xarray<T> value, const std::vector<Tensor<T>>& inputs,
-                 std::function<void(const Node<T>& out)> backward);
+                 BackwardFn<T> backward);
 
 // record() for an op whose one input has the other element type: the dtype cast `to`
 // (ops/elementwise.h), float -> double or double -> float. The same entry, the same rules.
 template <class T, class U>
 Tensor<T> record_cast(const std::string& op, xt::xarray<T> value, const Tensor<U>& input,
-                      std::function<void(const Node<T>& out)> backward);
+                      BackwardFn<T> backward);
 
 // grad(t) += g, allocating it on first use; skipped when t does not require grad. Throws
 // std::logic_error if g's shape differs from t's: a backward rule that returns a wrong shape is a
@@ -106,9 +112,9 @@ void accumulate_grad(const Tensor<T>& t, xt::xarray<T>&& g, const std::string& o
 // Backward from a one-element `loss`, seeded with d(loss)/d(loss) = 1.
 template <class T>
 void backward(const Tensor<T>& loss, bool retain_graph = false);
-// Backward from `loss` of any shape; `grad` is d(loss)/d(loss), of loss's shape. Taken by value
-// and moved into loss's grad: a caller passing std::move(g) or a temporary costs no copy.
+// Backward from `loss` of any shape; `grad` is d(loss)/d(loss), of loss's shape, borrowed for the
+// pass (not copied; it must not change while backward runs).
 template <class T>
-void backward(const Tensor<T>& loss, xt::xarray<T> grad, bool retain_graph = false);
+void backward(const Tensor<T>& loss, const xt::xarray<T>& grad, bool retain_graph = false);
 
 }  // namespace tapegrad

@@ -107,8 +107,8 @@ void Tensor<T>::backward(bool retain_graph) const {
 }
 
 template <class T>
-void Tensor<T>::backward(array grad, bool retain_graph) const {
-  tapegrad::backward<T>(*this, std::move(grad), retain_graph);
+void Tensor<T>::backward(const array& grad, bool retain_graph) const {
+  tapegrad::backward<T>(*this, grad, retain_graph);
 }
 
 namespace {

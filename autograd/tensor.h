@@ -62,16 +62,22 @@ template <class T>
 class Node final : public NodeBase {
  public:
   explicit Node(xt::xarray<T> v) : value(std::move(v)) {}
-  bool has_grad() const override { return grad_defined; }
+  bool has_grad() const override { return grad_defined || seed != nullptr; }
   void release_grad() override {
     grad = xt::xarray<T>();
     grad_defined = false;
+    seed = nullptr;
   }
+  // d(loss)/d(this), what this node's backward closure receives: the grad accumulated from the ops
+  // that used it, or, for the loss of a backward(loss, g) call, the caller's g itself, borrowed
+  // for the length of that pass (never copied).
+  const xt::xarray<T>& upstream() const { return seed ? *seed : grad; }
   Shape shape() const override { return to_shape(value.shape()); }
 
   xt::xarray<T> value;
   xt::xarray<T> grad;
   bool grad_defined = false;
+  const xt::xarray<T>* seed = nullptr;  // the borrowed d(loss)/d(loss), during one backward pass
 };
 
 template <class T>
@@ -114,10 +120,9 @@ class Tensor {
   Tensor detach() const;
 
   // Reverse-mode pass from this tensor; see tape.h for the contract. `grad` is d(loss)/d(this),
-  // taken by value: pass it with std::move (or as a temporary) and it becomes the first gradient
-  // of the pass without a copy; pass an lvalue and it is copied once, as before.
+  // borrowed for the pass, never copied (as PyTorch's backward(gradient)).
   void backward(bool retain_graph = false) const;
-  void backward(array grad, bool retain_graph = false) const;
+  void backward(const array& grad, bool retain_graph = false) const;
 
   // --- identity -----------------------------------------------------------------------------
   const std::string& name() const { return node().name; }

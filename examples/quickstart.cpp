@@ -10,9 +10,10 @@ using namespace tapegrad;
 
 // self: grad * cos(self)
 Tensor<double> my_sin(const Tensor<double>& x) {
-  return record<double>("my_sin", xt::sin(x.value()), {x}, [x](const Node<double>& out) {
-    accumulate_grad(x, xt::xarray<double>(out.grad * xt::cos(x.value())), "my_sin");
-  });
+  return record<double>(
+      "my_sin", xt::sin(x.value()), {x}, [x](const xt::xarray<double>& grad, const Node<double>&) {
+        accumulate_grad(x, xt::xarray<double>(grad * xt::cos(x.value())), "my_sin");
+      });
 }
 
 int main() {

@@ -56,14 +56,15 @@ Tensor<T> gaussian_logits(const Tensor<T>& d, const Tensor<T>& w) {
   xt::xarray<T> logits = xt::xarray<T>::from_shape({n, m});
   auto nearest = std::make_shared<std::vector<T>>(n);
   kernels::gaussian_logits(d.value().data(), n, m, width, logits.data(), nearest->data());
-  return record<T>("gaussian_logits", std::move(logits), {d, w}, [=](const Node<T>& out) {
-    xt::xarray<T> grad_d = xt::xarray<T>::from_shape({n, m});
-    const T grad_w = kernels::gaussian_logits_backward(d.value().data(), nearest->data(),
-                                                       out.grad.data(), n, m, width, grad_d.data());
-    if (d.requires_grad()) accumulate_grad(d, std::move(grad_d), "gaussian_logits");
-    if (w.requires_grad())
-      accumulate_grad(w, xt::xarray<T>(xt::full_like(w.value(), grad_w)), "gaussian_logits");
-  });
+  return record<T>(
+      "gaussian_logits", std::move(logits), {d, w}, [=](const xt::xarray<T>& grad, const Node<T>&) {
+        xt::xarray<T> grad_d = xt::xarray<T>::from_shape({n, m});
+        const T grad_w = kernels::gaussian_logits_backward(d.value().data(), nearest->data(),
+                                                           grad.data(), n, m, width, grad_d.data());
+        if (d.requires_grad()) accumulate_grad(d, std::move(grad_d), "gaussian_logits");
+        if (w.requires_grad())
+          accumulate_grad(w, xt::xarray<T>(xt::full_like(w.value(), grad_w)), "gaussian_logits");
+      });
 }
 
 // f_i = sum_j p_ij v_j,  p_ij = softmax_j(s_ij),  s_ij = -(w^2 / 2) excess_ij,
@@ -89,8 +90,8 @@ Tensor<T> nw_attention_pool(const Tensor<T>& queries, const Tensor<T>& keys,
   xt::xarray<T> f = xt::adapt(rows->f, std::vector<std::size_t>{n});
 
   return record<T>(
-      "nw_attention_pool", std::move(f), {queries, keys, values, w}, [=](const Node<T>& out) {
-        const xt::xarray<T>& grad = out.grad;
+      "nw_attention_pool", std::move(f), {queries, keys, values, w},
+      [=](const xt::xarray<T>& grad, const Node<T>&) {
         if ((w.requires_grad() && !rows->has_slope_w) ||
             (queries.requires_grad() && !rows->has_slope_q))
           throw std::logic_error(

@@ -102,12 +102,13 @@ Tensor<T> nw_attention_pool_nd(const Tensor<T>& queries, const Tensor<T>& keys,
   xt::xarray<T> f = xt::xarray<T>::from_shape({n, C});
   kernels::nd_pool_forward(problem, values.value().data(), C, f.data());
 
-  return record<T>(op, f, {queries, keys, values, w}, [=](const Node<T>& out) {
+  return record<
+      T>(op, f, {queries, keys, values, w}, [=](const xt::xarray<T>& grad, const Node<T>& out) {
     xt::xarray<T> gq = xt::zeros<T>({n, d}), gk = xt::zeros<T>({m, d}), gv = xt::zeros<T>({m, C});
     std::vector<T> gw(d, T(0));
     const kernels::NdAttention<T> a{
         queries.value().data(), n, keys.value().data(), m, d, width->data(), leave_one_out};
-    kernels::nd_pool_backward(a, values.value().data(), C, out.value.data(), out.grad.data(),
+    kernels::nd_pool_backward(a, values.value().data(), C, out.value.data(), grad.data(),
                               grad_or_null(gq, queries), grad_or_null(gk, keys),
                               grad_or_null(gv, values), w.requires_grad() ? gw.data() : nullptr);
     if (queries.requires_grad()) accumulate_grad(queries, std::move(gq), op);
@@ -141,18 +142,20 @@ Tensor<T> nw_cross_entropy_nd(const Tensor<T>& queries, const Tensor<T>& keys,
   xt::xarray<T> loss = xt::xarray<T>::from_shape({});
   loss() = kernels::nd_cross_entropy_forward(problem, key_labels.data(), query_labels.data());
 
-  return record<T>(op, std::move(loss), {queries, keys, w}, [=](const Node<T>& out) {
-    xt::xarray<T> gq = xt::zeros<T>({n, d}), gk = xt::zeros<T>({m, d});
-    std::vector<T> gw(d, T(0));
-    const kernels::NdAttention<T> a{
-        queries.value().data(), n, keys.value().data(), m, d, width->data(), leave_one_out};
-    kernels::nd_cross_entropy_backward(
-        a, labels->first.data(), labels->second.data(), out.grad.data()[0],
-        grad_or_null(gq, queries), grad_or_null(gk, keys), w.requires_grad() ? gw.data() : nullptr);
-    if (queries.requires_grad()) accumulate_grad(queries, std::move(gq), op);
-    if (keys.requires_grad()) accumulate_grad(keys, std::move(gk), op);
-    if (w.requires_grad()) accumulate_grad(w, fold_widths(gw, w), op);
-  });
+  return record<T>(
+      op, std::move(loss), {queries, keys, w}, [=](const xt::xarray<T>& grad, const Node<T>&) {
+        xt::xarray<T> gq = xt::zeros<T>({n, d}), gk = xt::zeros<T>({m, d});
+        std::vector<T> gw(d, T(0));
+        const kernels::NdAttention<T> a{
+            queries.value().data(), n, keys.value().data(), m, d, width->data(), leave_one_out};
+        kernels::nd_cross_entropy_backward(a, labels->first.data(), labels->second.data(),
+                                           grad.data()[0], grad_or_null(gq, queries),
+                                           grad_or_null(gk, keys),
+                                           w.requires_grad() ? gw.data() : nullptr);
+        if (queries.requires_grad()) accumulate_grad(queries, std::move(gq), op);
+        if (keys.requires_grad()) accumulate_grad(keys, std::move(gk), op);
+        if (w.requires_grad()) accumulate_grad(w, fold_widths(gw, w), op);
+      });
 }
 
 template Tensor<float> nw_attention_pool_nd(const Tensor<float>&, const Tensor<float>&,

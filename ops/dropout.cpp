@@ -22,9 +22,10 @@ Tensor<T> dropout(const Tensor<T>& input, scalar_t<T> p, bool training) {
   for (std::size_t i = 0; i < scale.size(); ++i)
     scale.data()[i] = u.data()[i] < static_cast<double>(p) ? T(0) : keep_scale;
   xt::xarray<T> v = input.value() * scale;
-  return record<T>("dropout", std::move(v), {input}, [input, scale](const Node<T>& out) {
-    accumulate_grad(input, xt::xarray<T>(out.grad * scale), "dropout");
-  });
+  return record<T>("dropout", std::move(v), {input},
+                   [input, scale](const xt::xarray<T>& grad, const Node<T>&) {
+                     accumulate_grad(input, xt::xarray<T>(grad * scale), "dropout");
+                   });
 }
 
 template Tensor<float> dropout(const Tensor<float>&, scalar_t<float>, bool);

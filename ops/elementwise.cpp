@@ -26,13 +26,14 @@ using kernels::zip;
 template <class T, class Forward, class Derivative>
 Tensor<T> unary_op(const std::string& op, const Tensor<T>& x, Forward f, Derivative dydx) {
   check_defined(op, x);
-  return record<T>(op, map(x.value(), f), {x}, [x, op, dydx](const Node<T>& out) {
-    // The derivative evaluated at (x, y) and multiplied by grad, in one pass.
-    xt::xarray<T> g = xt::xarray<T>::from_shape(out.grad.shape());
-    kernels::zip3_into(out.grad.data(), x.value().data(), out.value.data(), g.data(), g.size(),
-                       [dydx](T gi, T xi, T yi) { return gi * dydx(xi, yi); });
-    accumulate_grad(x, std::move(g), op);
-  });
+  return record<T>(
+      op, map(x.value(), f), {x}, [x, op, dydx](const xt::xarray<T>& grad, const Node<T>& out) {
+        // The derivative evaluated at (x, y) and multiplied by grad, in one pass.
+        xt::xarray<T> g = xt::xarray<T>::from_shape(grad.shape());
+        kernels::zip3_into(grad.data(), x.value().data(), out.value.data(), g.data(), g.size(),
+                           [dydx](T gi, T xi, T yi) { return gi * dydx(xi, yi); });
+        accumulate_grad(x, std::move(g), op);
+      });
 }
 
 // sum_to_shape(g * x, shape): the gradient of a broadcast product. When the input was one element
@@ -62,11 +63,11 @@ template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("add", a, b);
   return record<T>("add", zip(a.value(), b.value(), [](T x, T y) { return x + y; }), {a, b},
-                   [a, b](const Node<T>& out) {
+                   [a, b](const xt::xarray<T>& grad, const Node<T>&) {
                      if (a.requires_grad())
-                       accumulate_grad(a, sum_to_shape(out.grad, a.shape()), "add");
+                       accumulate_grad(a, sum_to_shape(grad, a.shape()), "add");
                      if (b.requires_grad())
-                       accumulate_grad(b, sum_to_shape(out.grad, b.shape()), "add");
+                       accumulate_grad(b, sum_to_shape(grad, b.shape()), "add");
                    });
 }
 
@@ -74,27 +75,27 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("sub", a, b);
-  return record<T>(
-      "sub", zip(a.value(), b.value(), [](T x, T y) { return x - y; }), {a, b},
-      [a, b](const Node<T>& out) {
-        if (a.requires_grad()) accumulate_grad(a, sum_to_shape(out.grad, a.shape()), "sub");
-        if (b.requires_grad())
-          accumulate_grad(b, sum_to_shape(map(out.grad, [](T g) { return -g; }), b.shape()), "sub");
-      });
+  return record<T>("sub", zip(a.value(), b.value(), [](T x, T y) { return x - y; }), {a, b},
+                   [a, b](const xt::xarray<T>& grad, const Node<T>&) {
+                     if (a.requires_grad())
+                       accumulate_grad(a, sum_to_shape(grad, a.shape()), "sub");
+                     if (b.requires_grad())
+                       accumulate_grad(
+                           b, sum_to_shape(map(grad, [](T g) { return -g; }), b.shape()), "sub");
+                   });
 }
 
 // a: grad * b    b: grad * a
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("mul", a, b);
-  return record<T>(
-      "mul", zip(a.value(), b.value(), [](T x, T y) { return x * y; }), {a, b},
-      [a, b](const Node<T>& out) {
-        if (a.requires_grad())
-          accumulate_grad(a, sum_product_to_shape(out.grad, b.value(), a.shape()), "mul");
-        if (b.requires_grad())
-          accumulate_grad(b, sum_product_to_shape(out.grad, a.value(), b.shape()), "mul");
-      });
+  return record<T>("mul", zip(a.value(), b.value(), [](T x, T y) { return x * y; }), {a, b},
+                   [a, b](const xt::xarray<T>& grad, const Node<T>&) {
+                     if (a.requires_grad())
+                       accumulate_grad(a, sum_product_to_shape(grad, b.value(), a.shape()), "mul");
+                     if (b.requires_grad())
+                       accumulate_grad(b, sum_product_to_shape(grad, a.value(), b.shape()), "mul");
+                   });
 }
 
 // a: grad / b    b: -grad * a / b^2  (= -grad * out / b)
@@ -103,13 +104,13 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("div", a, b);
   return record<T>(
       "div", zip(a.value(), b.value(), [](T x, T y) { return x / y; }), {a, b},
-      [a, b](const Node<T>& out) {
+      [a, b](const xt::xarray<T>& grad, const Node<T>& out) {
         if (a.requires_grad())
           accumulate_grad(
-              a, sum_to_shape(zip(out.grad, b.value(), [](T g, T y) { return g / y; }), a.shape()),
+              a, sum_to_shape(zip(grad, b.value(), [](T g, T y) { return g / y; }), a.shape()),
               "div");
         if (b.requires_grad()) {
-          const xt::xarray<T> g_out = zip(out.grad, out.value, [](T g, T o) { return -g * o; });
+          const xt::xarray<T> g_out = zip(grad, out.value, [](T g, T o) { return -g * o; });
           accumulate_grad(
               b, sum_to_shape(zip(g_out, b.value(), [](T u, T y) { return u / y; }), b.shape()),
               "div");
@@ -253,16 +254,16 @@ Tensor<T> extremum(const std::string& op, const Tensor<T>& a, const Tensor<T>& b
   return record<T>(op,
                    zip(a.value(), b.value(),
                        [sign](T x, T y) { return sign * x >= sign * y || std::isnan(x) ? x : y; }),
-                   {a, b}, [a, b, op, sign](const Node<T>& out) {
+                   {a, b}, [a, b, op, sign](const xt::xarray<T>& grad, const Node<T>&) {
                      // The share of grad that goes to a: 1 where a wins, 1/2 on a tie, 0 where b wins.
                      const xt::xarray<T> share = zip(a.value(), b.value(), [sign](T x, T y) {
                        return x == y ? T(0.5) : (sign * x > sign * y ? T(1) : T(0));
                      });
                      if (a.requires_grad())
-                       accumulate_grad(a, sum_product_to_shape(out.grad, share, a.shape()), op);
+                       accumulate_grad(a, sum_product_to_shape(grad, share, a.shape()), op);
                      if (b.requires_grad()) {
                        const xt::xarray<T> rest = map(share, [](T s) { return T(1) - s; });
-                       accumulate_grad(b, sum_product_to_shape(out.grad, rest, b.shape()), op);
+                       accumulate_grad(b, sum_product_to_shape(grad, rest, b.shape()), op);
                      }
                    });
 }
@@ -303,8 +304,8 @@ Tensor<U> to(const Tensor<T>& x) {
     return x;
   } else {
     return record_cast<U, T>("to", xt::xarray<U>(xt::cast<U>(x.value())), x,
-                             [x](const Node<U>& out) {
-                               accumulate_grad(x, xt::xarray<T>(xt::cast<T>(out.grad)), "to");
+                             [x](const xt::xarray<U>& grad, const Node<U>&) {
+                               accumulate_grad(x, xt::xarray<T>(xt::cast<T>(grad)), "to");
                              });
   }
 }
@@ -364,14 +365,16 @@ Tensor<T> where_impl(const xt::xarray<bool>& condition, const Tensor<T>& input,
       input, other);
   const xt::xarray<bool> c = xt::broadcast(condition, s);
   xt::xarray<T> v = xt::where(c, xt::broadcast(input.value(), s), xt::broadcast(other.value(), s));
-  return record<T>("where", std::move(v), {input, other}, [input, other, c](const Node<T>& out) {
-    if (input.requires_grad())
-      accumulate_grad(
-          input, sum_to_shape(xt::xarray<T>(xt::where(c, out.grad, T(0))), input.shape()), "where");
-    if (other.requires_grad())
-      accumulate_grad(
-          other, sum_to_shape(xt::xarray<T>(xt::where(c, T(0), out.grad)), other.shape()), "where");
-  });
+  return record<T>(
+      "where", std::move(v), {input, other},
+      [input, other, c](const xt::xarray<T>& grad, const Node<T>&) {
+        if (input.requires_grad())
+          accumulate_grad(
+              input, sum_to_shape(xt::xarray<T>(xt::where(c, grad, T(0))), input.shape()), "where");
+        if (other.requires_grad())
+          accumulate_grad(
+              other, sum_to_shape(xt::xarray<T>(xt::where(c, T(0), grad)), other.shape()), "where");
+      });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                          \

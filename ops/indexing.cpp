@@ -24,13 +24,13 @@ Tensor<T> masked_select(const Tensor<T>& a, const xt::xarray<bool>& mask) {
     if (mb.data()[i]) picked.push_back(i);
   xt::xarray<T> v = xt::zeros<T>({picked.size()});
   for (std::size_t j = 0; j < picked.size(); ++j) v.data()[j] = ab.data()[picked[j]];
-  return record<T>("masked_select", std::move(v), {a},
-                   [a, bshape, picked = std::move(picked)](const Node<T>& out) {
-                     xt::xarray<T> g = xt::zeros<T>(bshape);
-                     for (std::size_t j = 0; j < picked.size(); ++j)
-                       g.data()[picked[j]] = out.grad.data()[j];
-                     accumulate_grad(a, sum_to_shape(g, a.shape()), "masked_select");
-                   });
+  return record<T>(
+      "masked_select", std::move(v), {a},
+      [a, bshape, picked = std::move(picked)](const xt::xarray<T>& grad, const Node<T>&) {
+        xt::xarray<T> g = xt::zeros<T>(bshape);
+        for (std::size_t j = 0; j < picked.size(); ++j) g.data()[picked[j]] = grad.data()[j];
+        accumulate_grad(a, sum_to_shape(g, a.shape()), "masked_select");
+      });
 }
 
 // y = where(mask, value, a)
@@ -42,10 +42,11 @@ Tensor<T> masked_fill(const Tensor<T>& a, const xt::xarray<bool>& mask, scalar_t
       [&] { return broadcast_shapes("masked_fill", a.shape(), to_shape(mask.shape())); }, a);
   const xt::xarray<bool> mb = xt::broadcast(mask, bshape);
   xt::xarray<T> v = xt::where(mb, T(value), xt::broadcast(a.value(), bshape));
-  return record<T>("masked_fill", std::move(v), {a}, [a, mb](const Node<T>& out) {
-    const xt::xarray<T> g = xt::where(mb, T(0), out.grad);
-    accumulate_grad(a, sum_to_shape(g, a.shape()), "masked_fill");
-  });
+  return record<T>("masked_fill", std::move(v), {a},
+                   [a, mb](const xt::xarray<T>& grad, const Node<T>&) {
+                     const xt::xarray<T> g = xt::where(mb, T(0), grad);
+                     accumulate_grad(a, sum_to_shape(g, a.shape()), "masked_fill");
+                   });
 }
 
 namespace {
@@ -89,9 +90,10 @@ Tensor<T> select_positions(const std::string& op, const Tensor<T>& a, std::size_
   Shape out_shape = a.shape();
   out_shape[ax] = pos.size();
   xt::xarray<T> v = gather_positions(a.value(), s, pos, out_shape);
-  return record<T>(op, std::move(v), {a}, [a, op, s, pos = std::move(pos)](const Node<T>& out) {
-    accumulate_grad(a, scatter_positions(out.grad, s, pos, a.shape()), op);
-  });
+  return record<T>(op, std::move(v), {a},
+                   [a, op, s, pos = std::move(pos)](const xt::xarray<T>& grad, const Node<T>&) {
+                     accumulate_grad(a, scatter_positions(grad, s, pos, a.shape()), op);
+                   });
 }
 
 std::vector<std::size_t> positions(std::size_t first, std::size_t count, std::size_t step) {
@@ -196,16 +198,17 @@ Tensor<T> cat(const std::vector<Tensor<T>>& tensors, long dim) {
       std::copy_n(t.value().data() + o * block, block, v.data() + (o * s.len + offset) * s.inner);
     offset += t.shape()[ax];
   }
-  return record<T>("cat", std::move(v), tensors, [tensors, ax, s](const Node<T>& out) {
-    std::size_t offset = 0;
-    for (const auto& t : tensors) {
-      const std::size_t len = t.shape()[ax];
-      if (t.requires_grad())
-        accumulate_grad(t, gather_positions(out.grad, s, positions(offset, len, 1), t.shape()),
-                        "cat");
-      offset += len;
-    }
-  });
+  return record<T>(
+      "cat", std::move(v), tensors, [tensors, ax, s](const xt::xarray<T>& grad, const Node<T>&) {
+        std::size_t offset = 0;
+        for (const auto& t : tensors) {
+          const std::size_t len = t.shape()[ax];
+          if (t.requires_grad())
+            accumulate_grad(t, gather_positions(grad, s, positions(offset, len, 1), t.shape()),
+                            "cat");
+          offset += len;
+        }
+      });
 }
 
 template <class T>

@@ -74,20 +74,21 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   xt::xarray<T> v =
       kernels::batched_gemm<T>(false, false, 1, n, p, m, a.value().data(), b.value().data());
   v.reshape({n, p});
-  return record<T>("matmul", std::move(v), {a, b}, [a, b, n, m, p](const Node<T>& out) {
-    if (a.requires_grad()) {  // (n, p) x (m, p)^T -> (n, m)
-      xt::xarray<T> ga =
-          kernels::batched_gemm<T>(false, true, 1, n, m, p, out.grad.data(), b.value().data());
-      ga.reshape({n, m});
-      accumulate_grad(a, std::move(ga), "matmul");
-    }
-    if (b.requires_grad()) {  // (n, m)^T x (n, p) -> (m, p)
-      xt::xarray<T> gb =
-          kernels::batched_gemm<T>(true, false, 1, m, p, n, a.value().data(), out.grad.data());
-      gb.reshape({m, p});
-      accumulate_grad(b, std::move(gb), "matmul");
-    }
-  });
+  return record<T>(
+      "matmul", std::move(v), {a, b}, [a, b, n, m, p](const xt::xarray<T>& grad, const Node<T>&) {
+        if (a.requires_grad()) {  // (n, p) x (m, p)^T -> (n, m)
+          xt::xarray<T> ga =
+              kernels::batched_gemm<T>(false, true, 1, n, m, p, grad.data(), b.value().data());
+          ga.reshape({n, m});
+          accumulate_grad(a, std::move(ga), "matmul");
+        }
+        if (b.requires_grad()) {  // (n, m)^T x (n, p) -> (m, p)
+          xt::xarray<T> gb =
+              kernels::batched_gemm<T>(true, false, 1, m, p, n, a.value().data(), grad.data());
+          gb.reshape({m, p});
+          accumulate_grad(b, std::move(gb), "matmul");
+        }
+      });
 }
 
 // self: grad.bmm(other.transpose(1, 2))        other: self.transpose(1, 2).bmm(grad)
@@ -102,16 +103,17 @@ Tensor<T> bmm(const Tensor<T>& a, const Tensor<T>& b) {
   const std::size_t B = sa[0], n = sa[1], m = sa[2], p = sb[2];
   xt::xarray<T> v =
       kernels::batched_gemm<T>(false, false, B, n, p, m, a.value().data(), b.value().data());
-  return record<T>("bmm", std::move(v), {a, b}, [a, b, B, n, m, p](const Node<T>& out) {
-    if (a.requires_grad())  // (b, n, p) x (b, m, p)^T -> (b, n, m)
-      accumulate_grad(
-          a, kernels::batched_gemm<T>(false, true, B, n, m, p, out.grad.data(), b.value().data()),
-          "bmm");
-    if (b.requires_grad())  // (b, n, m)^T x (b, n, p) -> (b, m, p)
-      accumulate_grad(
-          b, kernels::batched_gemm<T>(true, false, B, m, p, n, a.value().data(), out.grad.data()),
-          "bmm");
-  });
+  return record<T>(
+      "bmm", std::move(v), {a, b}, [a, b, B, n, m, p](const xt::xarray<T>& grad, const Node<T>&) {
+        if (a.requires_grad())  // (b, n, p) x (b, m, p)^T -> (b, n, m)
+          accumulate_grad(
+              a, kernels::batched_gemm<T>(false, true, B, n, m, p, grad.data(), b.value().data()),
+              "bmm");
+        if (b.requires_grad())  // (b, n, m)^T x (b, n, p) -> (b, m, p)
+          accumulate_grad(
+              b, kernels::batched_gemm<T>(true, false, B, m, p, n, a.value().data(), grad.data()),
+              "bmm");
+      });
 }
 
 template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&);

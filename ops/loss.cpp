@@ -66,12 +66,13 @@ Tensor<T> nll_checked(const Tensor<T>& input, const IndexArray& target,
       v.data()[e] = ignored ? T(0) : -input.value().data()[at[e]];
       counted += ignored ? 0 : 1;
     }
-  Tensor<T> losses = record<T>("nll_loss", std::move(v), {input}, [input, at](const Node<T>& out) {
-    xt::xarray<T> g = xt::zeros<T>(input.value().shape());
-    for (std::size_t e = 0; e < at.size(); ++e)
-      if (at[e] != SIZE_MAX) g.data()[at[e]] = -out.grad.data()[e];
-    accumulate_grad(input, std::move(g), "nll_loss");
-  });
+  Tensor<T> losses = record<T>("nll_loss", std::move(v), {input},
+                               [input, at](const xt::xarray<T>& grad, const Node<T>&) {
+                                 xt::xarray<T> g = xt::zeros<T>(input.value().shape());
+                                 for (std::size_t e = 0; e < at.size(); ++e)
+                                   if (at[e] != SIZE_MAX) g.data()[at[e]] = -grad.data()[e];
+                                 accumulate_grad(input, std::move(g), "nll_loss");
+                               });
   if (reduction == "none") return losses;
   if (reduction == "sum") return sum(losses);
   // 0 / 0 = NaN when nothing is counted, as in torch.
@@ -162,10 +163,10 @@ Tensor<T> binary_cross_entropy(const Tensor<T>& input, const Tensor<T>& target,
     const T x = input.value().data()[i], t = target.value().data()[i];
     v.data()[i] = -(t * clamped_log(x) + (T(1) - t) * clamped_log(T(1) - x));
   }
-  Tensor<T> losses =
-      record<T>(op, std::move(v), {input, target}, [input, target](const Node<T>& out) {
-        binary_cross_entropy_backward(input, target, out.grad);
-      });
+  Tensor<T> losses = record<T>(op, std::move(v), {input, target},
+                               [input, target](const xt::xarray<T>& grad, const Node<T>&) {
+                                 binary_cross_entropy_backward(input, target, grad);
+                               });
   if (reduction == "none") return losses;
   if (reduction == "sum") return sum(losses);
   return mean(losses);

@@ -48,8 +48,8 @@ template <class T>
 Tensor<T> sum(const Tensor<T>& a) {
   check_defined("sum", a);
   xt::xarray<T> v = sum_to_shape(a.value(), Shape{});  // one loop, double accumulator
-  return record<T>("sum", std::move(v), {a}, [a](const Node<T>& out) {
-    accumulate_grad(a, xt::xarray<T>(xt::broadcast(out.grad, a.value().shape())), "sum");
+  return record<T>("sum", std::move(v), {a}, [a](const xt::xarray<T>& grad, const Node<T>&) {
+    accumulate_grad(a, xt::xarray<T>(xt::broadcast(grad, a.value().shape())), "sum");
   });
 }
 
@@ -62,11 +62,12 @@ Tensor<T> sum(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims) 
   xt::xarray<T> v = sum_over_axes(a.value(), ax);  // keepdims shape; a 0-d tensor stays as it is
   const Shape kshape = keepdims_shape(in_shape, ax);
   v.reshape(keepdims ? kshape : reduced_shape(in_shape, ax));
-  return record<T>("sum", std::move(v), {a}, [a, kshape](const Node<T>& out) {
-    xt::xarray<T> g = out.grad;
-    g.reshape(kshape);
-    accumulate_grad(a, xt::xarray<T>(xt::broadcast(g, a.value().shape())), "sum");
-  });
+  return record<T>("sum", std::move(v), {a},
+                   [a, kshape](const xt::xarray<T>& grad, const Node<T>&) {
+                     xt::xarray<T> g = grad;
+                     g.reshape(kshape);
+                     accumulate_grad(a, xt::xarray<T>(xt::broadcast(g, a.value().shape())), "sum");
+                   });
 }
 
 // mean = sum / count, built from ops: self: grad.expand(self.shape) / count
@@ -138,15 +139,16 @@ Tensor<T> extreme_values(const std::string& op, const Tensor<T>& a, long axis, b
                          T sign) {
   Extremes<T> e = extremes(op, a, axis, sign);
   if (!keepdims) e.values.reshape(e.reduced_shape);
-  return record<T>(op, std::move(e.values), {a},
-                   [a, op, s = e.split, index = std::move(e.index)](const Node<T>& out) {
-                     xt::xarray<T> g = xt::zeros<T>(a.value().shape());
-                     for (std::size_t o = 0; o < s.outer; ++o)
-                       for (std::size_t i = 0; i < s.inner; ++i)
-                         g.data()[(o * s.len + index[o * s.inner + i]) * s.inner + i] =
-                             out.grad.data()[o * s.inner + i];
-                     accumulate_grad(a, std::move(g), op);
-                   });
+  return record<T>(
+      op, std::move(e.values), {a},
+      [a, op, s = e.split, index = std::move(e.index)](const xt::xarray<T>& grad, const Node<T>&) {
+        xt::xarray<T> g = xt::zeros<T>(a.value().shape());
+        for (std::size_t o = 0; o < s.outer; ++o)
+          for (std::size_t i = 0; i < s.inner; ++i)
+            g.data()[(o * s.len + index[o * s.inner + i]) * s.inner + i] =
+                grad.data()[o * s.inner + i];
+        accumulate_grad(a, std::move(g), op);
+      });
 }
 
 template <class T>

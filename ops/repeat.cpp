@@ -24,13 +24,14 @@ Tensor<T> copy_by_broadcast(const std::string& op, const Tensor<T>& a, const Sha
   src.reshape(view);
   xt::xarray<T> v = xt::broadcast(src, expanded);
   v.reshape(out_shape);
-  return record<T>(op, std::move(v), {a}, [a, op, expanded, copy_axes](const Node<T>& out) {
-    xt::xarray<T> g = out.grad;
-    g.reshape(expanded);
-    xt::xarray<T> r = sum_over_axes(g, copy_axes);
-    r.reshape(a.value().shape());
-    accumulate_grad(a, std::move(r), op);
-  });
+  return record<T>(op, std::move(v), {a},
+                   [a, op, expanded, copy_axes](const xt::xarray<T>& grad, const Node<T>&) {
+                     xt::xarray<T> g = grad;
+                     g.reshape(expanded);
+                     xt::xarray<T> r = sum_over_axes(g, copy_axes);
+                     r.reshape(a.value().shape());
+                     accumulate_grad(a, std::move(r), op);
+                   });
 }
 
 }  // namespace
@@ -84,11 +85,12 @@ Tensor<T> repeat_interleave(const Tensor<T>& a, std::size_t repeats, std::option
   checked_numel("repeat_interleave", out_shape, sizeof(T));
   xt::xarray<T> v = xt::xarray<T>::from_shape(out_shape);
   kernels::repeat_interleave(a.value().data(), v.data(), sp, r);
-  return record<T>("repeat_interleave", std::move(v), {a}, [a, sp, r](const Node<T>& out) {
-    xt::xarray<T> g = xt::xarray<T>::from_shape(a.value().shape());
-    kernels::repeat_interleave_backward(out.grad.data(), g.data(), sp, r);
-    accumulate_grad(a, std::move(g), "repeat_interleave");
-  });
+  return record<T>("repeat_interleave", std::move(v), {a},
+                   [a, sp, r](const xt::xarray<T>& grad, const Node<T>&) {
+                     xt::xarray<T> g = xt::xarray<T>::from_shape(a.value().shape());
+                     kernels::repeat_interleave_backward(grad.data(), g.data(), sp, r);
+                     accumulate_grad(a, std::move(g), "repeat_interleave");
+                   });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                 \

@@ -53,9 +53,10 @@ Tensor<T> permute_impl(const std::string& op, const Tensor<T>& a,
   std::vector<std::size_t> inverse(perm.size());
   for (std::size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = i;
   xt::xarray<T> v = xt::transpose(a.value(), perm);
-  return record<T>(op, std::move(v), {a}, [a, op, inverse](const Node<T>& out) {
-    accumulate_grad(a, xt::xarray<T>(xt::transpose(out.grad, inverse)), op);
-  });
+  return record<T>(op, std::move(v), {a},
+                   [a, op, inverse](const xt::xarray<T>& grad, const Node<T>&) {
+                     accumulate_grad(a, xt::xarray<T>(xt::transpose(grad, inverse)), op);
+                   });
 }
 
 // A reshape recorded under the name of the op that asked for it (reshape, unsqueeze, squeeze), so
@@ -66,8 +67,8 @@ Tensor<T> reshape_as_op(const std::string& op, const Tensor<T>& a, const std::ve
   const Shape to = with_names([&] { return infer_shape(op, a.shape(), shape); }, a);
   xt::xarray<T> v = a.value();
   v.reshape(to);
-  return record<T>(op, std::move(v), {a}, [a, op](const Node<T>& out) {
-    xt::xarray<T> g = out.grad;
+  return record<T>(op, std::move(v), {a}, [a, op](const xt::xarray<T>& grad, const Node<T>&) {
+    xt::xarray<T> g = grad;
     g.reshape(a.value().shape());
     accumulate_grad(a, std::move(g), op);
   });

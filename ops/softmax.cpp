@@ -19,11 +19,12 @@ Tensor<T> softmax(const Tensor<T>& x, long axis) {
       [&] { return split_at_axis(x.shape(), normalize_axis("softmax", axis, x.shape())); }, x);
   xt::xarray<T> y = xt::xarray<T>::from_shape(x.shape());
   kernels::softmax(x.value().data(), y.data(), s);
-  return record<T>("softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
-    xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
-    kernels::softmax_backward(out.value.data(), out.grad.data(), g.data(), s);
-    accumulate_grad(x, std::move(g), "softmax");
-  });
+  return record<T>("softmax", std::move(y), {x},
+                   [x, s](const xt::xarray<T>& grad, const Node<T>& out) {
+                     xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
+                     kernels::softmax_backward(out.value.data(), grad.data(), g.data(), s);
+                     accumulate_grad(x, std::move(g), "softmax");
+                   });
 }
 
 // y = (x - max(x)) - log(sum(exp(x - max(x)), axis))
@@ -35,11 +36,12 @@ Tensor<T> log_softmax(const Tensor<T>& x, long axis) {
       [&] { return split_at_axis(x.shape(), normalize_axis("log_softmax", axis, x.shape())); }, x);
   xt::xarray<T> y = xt::xarray<T>::from_shape(x.shape());
   kernels::log_softmax(x.value().data(), y.data(), s);
-  return record<T>("log_softmax", std::move(y), {x}, [x, s](const Node<T>& out) {
-    xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
-    kernels::log_softmax_backward(out.value.data(), out.grad.data(), g.data(), s);
-    accumulate_grad(x, std::move(g), "log_softmax");
-  });
+  return record<T>("log_softmax", std::move(y), {x},
+                   [x, s](const xt::xarray<T>& grad, const Node<T>& out) {
+                     xt::xarray<T> g = xt::xarray<T>::from_shape(out.value.shape());
+                     kernels::log_softmax_backward(out.value.data(), grad.data(), g.data(), s);
+                     accumulate_grad(x, std::move(g), "log_softmax");
+                   });
 }
 
 namespace {
@@ -80,17 +82,18 @@ Tensor<T> logsumexp(const Tensor<T>& x, long axis) {
   for (std::size_t o = 0; o < s.outer; ++o)
     for (std::size_t i = 0; i < s.inner; ++i)
       y.data()[o * s.inner + i] = logsumexp_slice(xd + o * s.len * s.inner + i, s.len, s.inner);
-  return record<T>("logsumexp", std::move(y), {x}, [x, s](const Node<T>& out) {
-    xt::xarray<T> g = xt::xarray<T>::from_shape(x.value().shape());
-    const T* xd = x.value().data();
-    for (std::size_t o = 0; o < s.outer; ++o)
-      for (std::size_t k = 0; k < s.len; ++k)
-        for (std::size_t i = 0; i < s.inner; ++i) {
-          const std::size_t e = (o * s.len + k) * s.inner + i, r = o * s.inner + i;
-          g.data()[e] = out.grad.data()[r] * std::exp(xd[e] - out.value.data()[r]);
-        }
-    accumulate_grad(x, std::move(g), "logsumexp");
-  });
+  return record<T>("logsumexp", std::move(y), {x},
+                   [x, s](const xt::xarray<T>& grad, const Node<T>& out) {
+                     xt::xarray<T> g = xt::xarray<T>::from_shape(x.value().shape());
+                     const T* xd = x.value().data();
+                     for (std::size_t o = 0; o < s.outer; ++o)
+                       for (std::size_t k = 0; k < s.len; ++k)
+                         for (std::size_t i = 0; i < s.inner; ++i) {
+                           const std::size_t e = (o * s.len + k) * s.inner + i, r = o * s.inner + i;
+                           g.data()[e] = grad.data()[r] * std::exp(xd[e] - out.value.data()[r]);
+                         }
+                     accumulate_grad(x, std::move(g), "logsumexp");
+                   });
 }
 
 template Tensor<float> softmax(const Tensor<float>&, long);

@@ -22,33 +22,38 @@ namespace {
 // hypotenuse(a, b) = sqrt(a^2 + b^2), elementwise, for same-shape a and b. An op is three steps:
 //   1. compute the forward value from the inputs' values;
 //   2. record() it with its inputs and a backward closure;
-//   3. in the closure, turn out.grad (d loss / d out) into each input's gradient, and hand it to
+//   3. in the closure, turn grad (d loss / d out) into each input's gradient, and hand it to
 //      accumulate_grad (which adds it, so an input used several times gets every contribution).
 // The closure may read the inputs' values and the output's value (out.value); it runs only if
 // some input requires grad, and should skip inputs that do not.
 Tensor<double> hypotenuse(const Tensor<double>& a, const Tensor<double>& b) {
   xt::xarray<double> r = xt::sqrt(a.value() * a.value() + b.value() * b.value());
-  return record<double>("hypotenuse", std::move(r), {a, b}, [a, b](const Node<double>& out) {
-    // d r / d a = a / r,   d r / d b = b / r
-    if (a.requires_grad())
-      accumulate_grad(a, xt::xarray<double>(out.grad * a.value() / out.value), "hypotenuse");
-    if (b.requires_grad())
-      accumulate_grad(b, xt::xarray<double>(out.grad * b.value() / out.value), "hypotenuse");
-  });
+  return record<double>(
+      "hypotenuse", std::move(r), {a, b},
+      [a, b](const xt::xarray<double>& grad, const Node<double>& out) {
+        // d r / d a = a / r,   d r / d b = b / r
+        if (a.requires_grad())
+          accumulate_grad(a, xt::xarray<double>(grad * a.value() / out.value), "hypotenuse");
+        if (b.requires_grad())
+          accumulate_grad(b, xt::xarray<double>(grad * b.value() / out.value), "hypotenuse");
+      });
 }
 
 // exp with a derivative off by a relative amount: grad * exp(x) * (1 + error).
 Tensor<double> exp_off_by(const Tensor<double>& x, double error) {
-  return record<double>("exp_off_by", xt::exp(x.value()), {x}, [x, error](const Node<double>& out) {
-    accumulate_grad(x, xt::xarray<double>(out.grad * out.value * (1.0 + error)), "exp_off_by");
-  });
+  return record<double>("exp_off_by", xt::exp(x.value()), {x},
+                        [x, error](const xt::xarray<double>& grad, const Node<double>& out) {
+                          accumulate_grad(x, xt::xarray<double>(grad * out.value * (1.0 + error)),
+                                          "exp_off_by");
+                        });
 }
 
 // The negative control: sin with a deliberately wrong derivative (+sin instead of cos).
 Tensor<double> sin_with_wrong_derivative(const Tensor<double>& x) {
-  return record<double>("bad_sin", xt::sin(x.value()), {x}, [x](const Node<double>& out) {
-    accumulate_grad(x, xt::xarray<double>(out.grad * xt::sin(x.value())), "bad_sin");
-  });
+  return record<double>(
+      "bad_sin", xt::sin(x.value()), {x}, [x](const xt::xarray<double>& grad, const Node<double>&) {
+        accumulate_grad(x, xt::xarray<double>(grad * xt::sin(x.value())), "bad_sin");
+      });
 }
 
 TEST(Gradcheck, PassesOnACorrectComposition) {

@@ -267,23 +267,32 @@ TEST(NonLeafGrad, RetainedLossGradIsTheSeed) {
 
 // --- the seed of backward(grad) -------------------------------------------------------------
 
-// backward(std::move(g)) hands g's buffer to the loss's grad: the caller's gradient is not copied
-// (the same data pointer comes out), for a leaf and for a retained non-leaf loss.
-TEST(BackwardSeed, MovedGradientIsNotCopied) {
+// backward(y, g) lends g to the pass: the loss's backward closure receives g itself (the same
+// array, not a copy), lvalue or not, and g is left as it was.
+TEST(BackwardSeed, TheSeedIsBorrowedNotCopied) {
   auto x = tensor<double>({1.0, 2.0, 3.0}, true);
-  xt::xarray<double> g = {0.5, 1.0, 2.0};
-  const double* buffer = g.data();
-  x.backward(std::move(g));
-  EXPECT_EQ(x.grad().data(), buffer);
+  const double* seen = nullptr;
+  Tensor<double> y =
+      record<double>("probe", x.value() * 2.0, {x},
+                     [x, &seen](const xt::xarray<double>& grad, const Node<double>&) {
+                       seen = grad.data();
+                       accumulate_grad(x, xt::xarray<double>(grad * 2.0), "probe");
+                     });
+  const xt::xarray<double> g = {0.5, 1.0, 2.0};
+  y.backward(g);
+  EXPECT_EQ(seen, g.data());
+  EXPECT_DOUBLE_EQ(x.grad()(2), 4.0);
+  EXPECT_DOUBLE_EQ(g(2), 2.0);
+  EXPECT_FALSE(y.has_grad());  // nothing kept on the non-leaf loss
 
+  // A loss that retains its grad keeps a copy: its .grad outlives the call.
   auto h = tensor<double>({1.0, 2.0, 3.0}, true);
-  auto y = h * 2.0;
-  y.retain_grad();
-  xt::xarray<double> gy = {1.0, 10.0, 100.0};
-  const double* buffer_y = gy.data();
-  y.backward(std::move(gy));
-  EXPECT_EQ(y.grad().data(), buffer_y);
-  EXPECT_DOUBLE_EQ(h.grad()(2), 200.0);  // d(2h)/dh = 2, times the seed
+  auto z = h * 2.0;
+  z.retain_grad();
+  z.backward(g);
+  EXPECT_NE(z.grad().data(), g.data());
+  EXPECT_DOUBLE_EQ(z.grad()(2), 2.0);
+  EXPECT_DOUBLE_EQ(h.grad()(2), 4.0);
 }
 
 // An lvalue gradient is copied once and left as it was: the caller may reuse it.
