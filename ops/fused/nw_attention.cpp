@@ -86,8 +86,8 @@ std::vector<T> widths(const xt::xarray<T>& w, std::size_t d) {
 template <class T>
 kernels::NwProblem<T> problem(const Tensor<T>& queries, const Tensor<T>& keys,
                               const std::vector<T>& width, Dims dims, bool leave_one_out) {
-  return {queries.value().data(), dims.n,       keys.value().data(), dims.m, dims.d,
-          width.data(),           leave_one_out};
+  return {queries.value().data(), keys.value().data(), width.data(), dims.n, dims.m, dims.d,
+          leave_one_out};
 }
 
 // A zero gradient of t's shape when t requires grad, else an empty array (its data(): null).

@@ -140,7 +140,8 @@ template <class T>
 struct Row {
   std::vector<T> q, kstar, half_dstar;
   std::size_t near = kNone, skip = kNone, lo = 0, hi = 0, begin = 0, end = 0;
-  T distance = 0;  // the search's distance to k* (+inf: none)
+  std::size_t at = 0;  // q_a's place among the keys (the first key not below it)
+  T distance = 0;      // the search's distance to k* (+inf: none)
 };
 
 // One thread's rows and (m,) buffers by sorted position: weights e (or e A), the logits and one
@@ -205,8 +206,8 @@ void find_nearest(const NwKeys<T>& keys, Row<T>& row, std::size_t lo, std::size_
   const T* c = keys.key.data() + keys.axis * keys.m;
   const T* q = row.q.data();
   const T qa = q[keys.axis], ma = keys.metric[keys.axis];
-  std::size_t a = static_cast<std::size_t>(std::lower_bound(c + lo, c + hi, qa) - c), b = a;
-  std::size_t best = kNone;
+  row.at = static_cast<std::size_t>(std::lower_bound(c + lo, c + hi, qa) - c);
+  std::size_t a = row.at, b = a, best = kNone;
   T best_distance = kInf<T>;
   auto consider = [&](std::size_t s) {
     if (s == row.skip) return;
@@ -240,13 +241,13 @@ void set_window(const NwKeys<T>& keys, Row<T>& row, std::size_t lo, std::size_t 
   const T ulps = 1 + 8 * T(keys.d + 1) * std::numeric_limits<T>::epsilon();
   T radius = std::hypot(row.distance, reach) / ma * ulps;
   if (std::isnan(radius)) radius = kInf<T>;
-  const T* mid = std::lower_bound(c + lo, c + hi, qa);
+  const T* mid = c + row.at;
   row.lo = static_cast<std::size_t>(
       std::partition_point(c + lo, mid, [=](T k) { return qa - k > radius; }) - c);
   row.hi = static_cast<std::size_t>(
       std::partition_point(mid, c + hi, [=](T k) { return k - qa <= radius; }) - c);
-  const std::size_t len = row.hi - row.lo;
-  const std::size_t padded = std::min(hi - lo, (len + kVector<T> - 1) / kVector<T> * kVector<T>);
+  const std::size_t vectors = (row.hi - row.lo + kVector<T> - 1) / kVector<T>;
+  const std::size_t padded = std::min(hi - lo, vectors * kVector<T>);
   row.begin = std::min(row.lo, hi - padded), row.end = row.begin + padded;
 }
 
@@ -324,23 +325,24 @@ void logits_nd(const NwKeys<T>& keys, Row<T>& row, T* logit, T* term) {
 }
 
 // The logit of key t, from the key (d = 1; k and the results offset to the row's range) or from
-// the buffer logits_nd wrote (d >= 2); a = A_t (d = 1 only).
+// the buffer logits_nd wrote (d >= 2); A_t = dw_t h_t with dw = (k* - k_t) w and h = d_t / 2 +
+// d* / 2 (d = 1 only).
 template <class T>
 struct KeyLogit {
   const T* k;
   T q, kstar, half_dstar, w;
   template <class Index>
-  T operator()(Index t, T& a) const {
-    a = ((kstar - k[t]) * w) * ((q - k[t]) * T(0.5) + half_dstar);
-    return a * -w;
+  T operator()(Index t, T& dw, T& h) const {
+    dw = (kstar - k[t]) * w, h = (q - k[t]) * T(0.5) + half_dstar;
+    return (dw * h) * -w;
   }
 };
 template <class T>
 struct BufferLogit {
   const T* logit;
   template <class Index>
-  T operator()(Index t, T& a) const {
-    a = 0;
+  T operator()(Index t, T& dw, T& h) const {
+    dw = h = 0;
     return logit[t];
   }
 };
@@ -356,24 +358,22 @@ struct Sums {
 // e[t] = exp(logit_t) for t < count (e[skip_at] = 0, zeroed with an integer mask: a select would
 // make gcc, which keeps FP exceptions, refuse to vectorise the loop; see exp.h), z = sum_t e[t]
 // and zv = sum_t e[t] v[t], in one pass. Index: as wide as T's lanes where the count allows
-// (32 bits for float), so that the skip test is one vector compare. Kept out of line: inlined
-// into the large row loops, gcc stops inlining fast_exp into it, and the loop is not vectorised.
+// (32 bits for float), so that the skip test is one vector compare. flatten: fast_exp inlined
+// here whatever the size of the callers (or the loop is not vectorised).
 template <class T, Store kStore, bool kValues, class Index, class Logit>
-[[gnu::noinline]] Sums<T> exp_pass(const Logit logit, const T* v, T* e, Index count,
-                                   Index skip_at) {
+[[gnu::flatten]] Sums<T> exp_pass(const Logit logit, const T* v, T* e, Index count, Index skip_at) {
   using Bits = typename detail::ExpTraits<T>::Bits;
   T z = 0, zv = 0;
 #pragma omp simd reduction(+ : z, zv)
   for (Index t = 0; t < count; ++t) {
     const Bits keep = t == skip_at ? Bits(0) : ~Bits(0);
-    T a;
-    const T exp_t = fast_exp_nonpositive(logit(t, a));
+    T dw, h;
+    const T exp_t = fast_exp_nonpositive(logit(t, dw, h));
     const T e_t = detail::from_bits<T>(detail::bits_of(exp_t) & keep);
     if constexpr (kStore == Store::kWeights)
       e[t] = e_t;
-    else  // a key of weight 0 stores 0, even if its A overflowed
-      e[t] = detail::from_bits<T>(detail::bits_of(e_t * a) &
-                                  (detail::bits_of(e_t) != 0 ? ~Bits(0) : Bits(0)));
+    else  // e_t A_t, as (e_t dw) h: a key of weight 0 stores 0, even where its A overflows
+      e[t] = (e_t * dw) * h;
     z += e_t;
     if constexpr (kValues) zv += e_t * v[t];
   }
@@ -462,11 +462,6 @@ void for_each_row(const NwProblem<T>& a, int threads, const Body& body) {
 // Per-thread partial sums, (width, m) by sorted position each.
 template <class T>
 using Partials = std::vector<std::vector<T>>;
-
-template <class T>
-Partials<T> make_partials(int threads, std::size_t size) {
-  return Partials<T>(static_cast<std::size_t>(threads), std::vector<T>(size, T(0)));
-}
 
 // grad[original[s] * width + l] += the threads' part[l * m + s], added in thread order (the same
 // result for any timing).
@@ -557,8 +552,8 @@ void nw_pool_backward(const NwProblem<T>& a, const NwKeys<T>& keys, const NwPool
   if (!grad_keys && !grad_values) return;
   const std::size_t m = keys.m, C = keys.C;
   const int threads = thread_count(a.n, m);
-  Partials<T> dk = make_partials<T>(threads, grad_keys ? a.d * m : 0);
-  Partials<T> dv = make_partials<T>(threads, grad_values ? C * m : 0);
+  Partials<T> dk(threads, std::vector<T>(grad_keys ? a.d * m : 0));
+  Partials<T> dv(threads, std::vector<T>(grad_values ? C * m : 0));
   for_each_row(a, threads, [&](std::size_t i, Scratch<T>& s, int thread) {
     Row<T>& row = s.row;
     setup_row(a, keys, i, 0, m, row);
@@ -656,8 +651,8 @@ void nw_cross_entropy_backward(const NwProblem<T>& a, const NwKeys<T>& keys,
                                T* grad_queries, T* grad_keys, T* grad_w) {
   const std::size_t m = keys.m, d = a.d;
   const int threads = thread_count(a.n, m);
-  Partials<T> dk = make_partials<T>(threads, grad_keys ? d * m : 0), dk_class = dk;
-  Partials<T> dw = make_partials<T>(threads, d);
+  Partials<T> dk(threads, std::vector<T>(grad_keys ? d * m : 0)), dk_class = dk;
+  Partials<T> dw(threads, std::vector<T>(d));
   for_each_row(a, threads, [&](std::size_t i, Scratch<T>& s, int thread) {
     const auto t = static_cast<std::size_t>(thread);
     std::fill(s.sum_q.begin(), s.sum_q.end(), T(0));

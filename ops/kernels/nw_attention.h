@@ -47,11 +47,8 @@ constexpr T kUnderflow = std::numeric_limits<T>::max_exponent10 > 38 ? T(709.4) 
 // times). With leave_one_out (n == m), row i skips key i.
 template <class T>
 struct NwProblem {
-  const T* queries = nullptr;
-  std::size_t n = 0;
-  const T* keys = nullptr;
-  std::size_t m = 0, d = 0;
-  const T* w = nullptr;
+  const T *queries = nullptr, *keys = nullptr, *w = nullptr;
+  std::size_t n = 0, m = 0, d = 0;
   bool leave_one_out = false;
 };
 
@@ -61,9 +58,8 @@ struct NwProblem {
 template <class T>
 struct NwKeys {
   std::size_t m = 0, d = 0, C = 0, axis = 0;
-  std::vector<T> key, value, w;
-  std::vector<T> metric;  // (d,) the nearest-key search's weights, |w| 2^-metric_shift (d >= 2)
-  int metric_shift = 0;
+  std::vector<T> key, value, w, metric;  // metric (d,): the nearest-key search's weights,
+  int metric_shift = 0;                  // |w| 2^-metric_shift for d >= 2
   std::vector<std::int64_t> label;
   std::vector<std::size_t> original, sorted_at;
 };
