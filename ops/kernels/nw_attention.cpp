@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 
 #include "ops/kernels/exp.h"
 #include "ops/kernels/parallel.h"
@@ -27,34 +28,25 @@ constexpr std::size_t kChains = 4;
 template <class T>
 constexpr std::size_t kLanes = kChains* kVector<T>;
 
-// sum_{s in [lo, hi)} term(s), term s into lane s % kLanes (an elementwise update of a lane
-// array, which gcc and clang both keep in vector registers). Changes only the order of the sums.
-template <class T, class Term>
-T sum_over(std::size_t lo, std::size_t hi, const Term& term) {
-  T lane[kLanes<T>] = {};
+// combine of term(s) over s in [lo, hi), term s into lane s % kLanes (a lane array in vector
+// registers: one accumulator waits on every add, and clang does not vectorise its max without
+// -ffast-math), the lanes combined as a tree at the end. Changes only the order of the sums.
+template <class T, class Term, class Combine>
+T reduce_over(std::size_t lo, std::size_t hi, T init, const Term& term, const Combine& combine) {
+  T lane[kLanes<T>];
+  std::fill(lane, lane + kLanes<T>, init);
   std::size_t s = lo;
   for (; s + kLanes<T> <= hi; s += kLanes<T>)
-    for (std::size_t l = 0; l < kLanes<T>; ++l) lane[l] += term(s + l);
-  T total = 0;
-#pragma omp simd reduction(+ : total)
-  for (std::size_t t = s; t < hi; ++t) total += term(t);
-  for (std::size_t l = 0; l < kLanes<T>; ++l) total += lane[l];
-  return total;
+    for (std::size_t l = 0; l < kLanes<T>; ++l) lane[l] = combine(lane[l], term(s + l));
+  for (std::size_t l = 0; s + l < hi; ++l) lane[l] = combine(lane[l], term(s + l));
+  for (std::size_t half = kLanes<T> / 2; half > 0; half /= 2)
+    for (std::size_t l = 0; l < half; ++l) lane[l] = combine(lane[l], lane[l + half]);
+  return lane[0];
 }
 
-// max_{s in [lo, hi)} x[s] in kLanes running maxima (vectorised by gcc and clang without
-// -ffast-math, unlike a max reduction); -inf for an empty range.
-template <class T>
-T max_of(const T* x, std::size_t lo, std::size_t hi) {
-  T lane[kLanes<T>];
-  std::fill(lane, lane + kLanes<T>, -kInf<T>);
-  std::size_t s = lo;
-  for (; s + kLanes<T> <= hi; s += kLanes<T>)
-    for (std::size_t l = 0; l < kLanes<T>; ++l) lane[l] = x[s + l] > lane[l] ? x[s + l] : lane[l];
-  T top = -kInf<T>;
-  for (; s < hi; ++s) top = x[s] > top ? x[s] : top;
-  for (std::size_t l = 0; l < kLanes<T>; ++l) top = lane[l] > top ? lane[l] : top;
-  return top;
+template <class T, class Term>
+T sum_over(std::size_t lo, std::size_t hi, const Term& term) {
+  return reduce_over<T>(lo, hi, T(0), term, [](T x, T y) { return x + y; });
 }
 
 // --- sorting ------------------------------------------------------------------------------------
@@ -75,26 +67,6 @@ std::size_t window_axis(const NwProblem<T>& a) {
   return best;
 }
 
-// The nearest-key search's weights. d = 1: 1 (|q - k| orders the keys as the logits do).
-// d >= 2: |w_l| 2^-shift with the least shift >= 0 for which no |(q - k) w| 2^-shift, nor the
-// norm of d of them, overflows.
-template <class T>
-void set_search_metric(const NwProblem<T>& a, NwKeys<T>& keys) {
-  keys.metric.assign(a.d, T(1));
-  if (a.d == 1) return;
-  long double w_max = 0, x_max = 0;
-  for (std::size_t l = 0; l < a.d; ++l) w_max = std::max<long double>(w_max, std::abs(a.w[l]));
-  for (std::size_t i = 0; i < a.n * a.d; ++i)
-    x_max = std::max<long double>(x_max, std::abs(a.queries[i]));
-  for (std::size_t j = 0; j < a.m * a.d; ++j)
-    x_max = std::max<long double>(x_max, std::abs(a.keys[j]));
-  const long double reach = 4 * w_max * x_max * static_cast<long double>(a.d);
-  if (std::isfinite(reach) && reach > std::numeric_limits<T>::max())
-    keys.metric_shift = std::ilogb(reach) - std::numeric_limits<T>::max_exponent + 2;
-  for (std::size_t l = 0; l < a.d; ++l)
-    keys.metric[l] = std::ldexp(std::abs(a.w[l]), -keys.metric_shift);
-}
-
 }  // namespace
 
 template <class T>
@@ -104,7 +76,6 @@ NwKeys<T> nw_sort_keys(const NwProblem<T>& a, const T* values, std::size_t C,
   const std::size_t m = a.m, d = a.d;
   keys.m = m, keys.d = d, keys.C = C, keys.axis = window_axis(a);
   keys.w.assign(a.w, a.w + d);
-  set_search_metric(a, keys);
   auto label = [labels](std::size_t j) { return labels ? labels[j] : std::int64_t(0); };
   auto coordinate = [&](std::size_t j) { return a.keys[j * d + keys.axis]; };
   keys.original.resize(m);
@@ -117,15 +88,22 @@ NwKeys<T> nw_sort_keys(const NwProblem<T>& a, const T* values, std::size_t C,
     if (std::isnan(cx) || std::isnan(cy)) return !std::isnan(cx) && std::isnan(cy);
     return cx < cy;
   });
-  keys.sorted_at.resize(m), keys.key.resize(m * d), keys.value.resize(m * C);
+  keys.sorted_at.resize(m), keys.key.resize(m * d), keys.value.resize(m * C), keys.bin.resize(m);
   if (labels) keys.label.resize(m);
+  bool one_hot = C >= 2;  // every row of the values a single 1, the rest 0
   for (std::size_t s = 0; s < m; ++s) {
     const std::size_t j = keys.original[s];
     keys.sorted_at[j] = s;
     for (std::size_t l = 0; l < d; ++l) keys.key[l * m + s] = a.keys[j * d + l];
-    for (std::size_t c = 0; c < C; ++c) keys.value[c * m + s] = values[j * C + c];
+    T ones = 0;
+    for (std::size_t c = 0; c < C; ++c) {
+      const T v = keys.value[c * m + s] = values[j * C + c];
+      one_hot &= v == 0 || v == 1, ones += v, keys.bin[s] = v == 1 ? c : keys.bin[s];
+    }
+    one_hot &= ones == 1;
     if (labels) keys.label[s] = labels[j];
   }
+  if (!one_hot) keys.bin.clear();
   return keys;
 }
 
@@ -140,8 +118,8 @@ template <class T>
 struct Row {
   std::vector<T> q, kstar, half_dstar;
   std::size_t near = kNone, skip = kNone, lo = 0, hi = 0, begin = 0, end = 0;
-  std::size_t at = 0;  // q_a's place among the keys (the first key not below it)
-  T distance = 0;      // the search's distance to k* (+inf: none)
+  std::size_t at = 0;         // q_a's place among the keys (the first key not below it)
+  long double distance2 = 0;  // |(q - k*) w|^2 (+inf: none)
 };
 
 // One thread's rows and (m,) buffers by sorted position: weights e (or e A), the logits and one
@@ -164,35 +142,30 @@ void set_nearest(const NwKeys<T>& keys, Row<T>& row, std::size_t s) {
   }
 }
 
-// The search's distance of sorted key s: the norm of (q - k_s) * metric, scaled by its largest
-// term so that no square overflows or underflows. NaN for a NaN key.
-template <class T>
-T search_distance(const NwKeys<T>& keys, const T* q, std::size_t s) {
-  const std::size_t m = keys.m;
-  if (keys.d == 1) return std::abs(q[0] - keys.key[s]);
-  T big = 0;
+using LD = long double;  // the nearest-key search's arithmetic: |(q - k) w|^2 of any inputs fits
+
+// The search's distance of sorted key s: |(q - k_s) w|^2 in D = long double; for d = 1, D = T and
+// |q - k_s|, which orders the keys alike (and is what the logits compare, in T).
+template <class D, class T>
+D search_distance(const NwKeys<T>& keys, const T* q, std::size_t s) {
+  if constexpr (std::is_same_v<D, T>) return std::abs(q[0] - keys.key[s]);
+  LD sum = 0;
   for (std::size_t l = 0; l < keys.d; ++l) {
-    const T x = std::abs((q[l] - keys.key[l * m + s]) * keys.metric[l]);
-    big = x > big || x != x ? x : big;  // NaN sticks
-  }
-  if (!(big > 0) || big == kInf<T>) return big;
-  T sum = 0;
-  for (std::size_t l = 0; l < keys.d; ++l) {
-    const T x = (q[l] - keys.key[l * m + s]) * keys.metric[l] / big;
+    const LD x = (LD(q[l]) - keys.key[l * keys.m + s]) * keys.w[l];
     sum += x * x;
   }
-  return big * std::sqrt(sum);
+  return sum;
 }
 
 // Whether sorted key s is strictly nearer than sorted key t: the sign of s's logit relative to t,
-// in the search's weights. Exact for d = 1, where it decides between keys whose rounded distances
-// tie (a query far from keys 0, 1, 2: the nearest is 2).
+// which tells apart keys whose distances round to the same number (a query far from keys 0, 1, 2:
+// the nearest is 2).
 template <class T>
 bool nearer(const NwKeys<T>& keys, const T* q, std::size_t s, std::size_t t) {
-  T excess = 0;
+  LD excess = 0;
   for (std::size_t l = 0; l < keys.d; ++l) {
-    const T ks = keys.key[l * keys.m + s], kt = keys.key[l * keys.m + t], ml = keys.metric[l];
-    excess += ((kt - ks) * ml) * (((q[l] - ks) * T(0.5) + (q[l] - kt) * T(0.5)) * ml);
+    const LD ks = keys.key[l * keys.m + s], kt = keys.key[l * keys.m + t], wl = keys.w[l];
+    excess += ((kt - ks) * wl) * (((q[l] - ks) + (q[l] - kt)) * wl);
   }
   return excess < 0;
 }
@@ -200,47 +173,49 @@ bool nearer(const NwKeys<T>& keys, const T* q, std::size_t s, std::size_t t) {
 // The nearest key to row.q among the sorted keys [lo, hi) (one class) but row.skip: blocks outward
 // from q_a's place, doubling, each side stopped once its next key's axis term alone is not below
 // the best distance so far (the keys beyond cannot be nearer; a sum of non-negative terms is never
-// below one of them). d = 1: the keys beside q and no more.
-template <class T>
+// below one of them; NaN keys, sorted last, stop it). d = 1: the keys beside q and no more.
+template <class D, class T>
 void find_nearest(const NwKeys<T>& keys, Row<T>& row, std::size_t lo, std::size_t hi) {
-  const T* c = keys.key.data() + keys.axis * keys.m;
-  const T* q = row.q.data();
-  const T qa = q[keys.axis], ma = keys.metric[keys.axis];
+  const T *c = keys.key.data() + keys.axis * keys.m, *q = row.q.data();
+  const T qa = q[keys.axis];
   row.at = static_cast<std::size_t>(std::lower_bound(c + lo, c + hi, qa) - c);
   std::size_t a = row.at, b = a, best = kNone;
-  T best_distance = kInf<T>;
+  D best_distance = std::numeric_limits<D>::infinity();
   auto consider = [&](std::size_t s) {
     if (s == row.skip) return;
-    const T dist = search_distance(keys, q, s);
+    const D dist = search_distance<D>(keys, q, s);
     if (best == kNone ? dist == dist
                       : dist < best_distance || (dist == best_distance && nearer(keys, q, s, best)))
       best = s, best_distance = dist;
   };
+  auto beyond = [&](T k) {
+    const D gap = std::is_same_v<D, T> ? D(std::abs(qa - k)) : D((qa - LD(k)) * keys.w[keys.axis]);
+    return best != kNone && !((std::is_same_v<D, T> ? gap : gap * gap) < best_distance);
+  };
   for (std::size_t width = 2;; width *= 2) {
-    const bool down = a > lo && (best == kNone || (qa - c[a - 1]) * ma < best_distance);
-    const bool up = b < hi && (best == kNone || (c[b] - qa) * ma < best_distance);
+    const bool down = a > lo && !beyond(c[a - 1]), up = b < hi && !beyond(c[b]);
     if (!down && !up) break;
     if (down)
       for (const std::size_t next = a - std::min(width, a - lo); a > next;) consider(--a);
     if (up)
       for (const std::size_t next = b + std::min(width, hi - b); b < next; ++b) consider(b);
   }
-  row.distance = best_distance;
+  const LD scaled = std::is_same_v<D, T> ? best_distance * LD(keys.w[0]) : 1;
+  row.distance2 = std::is_same_v<D, T> ? scaled * scaled : LD(best_distance);
   set_nearest(keys, row, best);
 }
 
 // The keys of [lo, hi) whose weight can be non-zero, |q_a - k_sa| <= radius with
-// radius metric_a = hypot(distance, sqrt(2 kUnderflow) metric_a / |w_a|) (w_a = 0 or NaN: every
-// key), widened by a few ulp for its own rounding (the nearest key is always inside), then to
-// whole vectors inside [lo, hi): the keys added have weight exactly 0.
+// (radius w_a)^2 = |(q - k*) w|^2 + 2 kUnderflow (w_a = 0 or NaN: every key), widened by a few ulp
+// for its own rounding (the nearest key is always inside), then to whole vectors inside [lo, hi):
+// the keys added have weight exactly 0.
 template <class T>
 void set_window(const NwKeys<T>& keys, Row<T>& row, std::size_t lo, std::size_t hi) {
   const T* c = keys.key.data() + keys.axis * keys.m;
-  const T qa = row.q[keys.axis], ma = keys.metric[keys.axis];
-  const T reach = std::sqrt(2 * kUnderflow<T>) * ma / std::abs(keys.w[keys.axis]);
-  const T ulps = 1 + 8 * T(keys.d + 1) * std::numeric_limits<T>::epsilon();
-  T radius = std::hypot(row.distance, reach) / ma * ulps;
-  if (std::isnan(radius)) radius = kInf<T>;
+  const T qa = row.q[keys.axis];
+  const LD ulps = 1 + 8 * LD(keys.d + 1) * std::numeric_limits<T>::epsilon();
+  const LD reach = std::sqrt(row.distance2 + 2 * kUnderflow<T>) / std::abs(LD(keys.w[keys.axis]));
+  const T radius = reach * ulps < std::numeric_limits<T>::max() ? T(reach * ulps) : kInf<T>;
   const T* mid = c + row.at;
   row.lo = static_cast<std::size_t>(
       std::partition_point(c + lo, mid, [=](T k) { return qa - k > radius; }) - c);
@@ -258,7 +233,10 @@ void setup_row(const NwProblem<T>& a, const NwKeys<T>& keys, std::size_t i, std:
   row.q.assign(a.queries + i * a.d, a.queries + (i + 1) * a.d);
   row.kstar.resize(a.d), row.half_dstar.resize(a.d);
   row.skip = a.leave_one_out ? keys.sorted_at[i] : kNone;
-  find_nearest(keys, row, lo, hi);
+  if (a.d == 1)
+    find_nearest<T>(keys, row, lo, hi);
+  else
+    find_nearest<LD>(keys, row, lo, hi);
   set_window(keys, row, lo, hi);
 }
 
@@ -287,8 +265,8 @@ T coordinate_a(const Row<T>& row, std::size_t l, T k_l, T w_l) {
 template <class T>
 int row_scale(const NwKeys<T>& keys, const Row<T>& row) {
   const T bound = std::sqrt(std::numeric_limits<T>::max() / T(2 * keys.d)) / 2;
-  if (!(row.distance > 0 && row.distance < kInf<T>)) return 0;
-  const int shift = std::ilogb(row.distance) + keys.metric_shift + 1 - std::ilogb(bound);
+  if (!(row.distance2 > 0 && std::isfinite(row.distance2))) return 0;
+  const int shift = std::ilogb(row.distance2) / 2 + 2 - std::ilogb(bound);
   return std::clamp(shift, 0, std::numeric_limits<T>::max_exponent - 2);
 }
 
@@ -317,7 +295,9 @@ void logits_nd(const NwKeys<T>& keys, Row<T>& row, T* logit, T* term) {
     const T up = std::ldexp(T(1), shift);
     for (std::size_t s = lo; s < hi && shift > 0; ++s) logit[s] = (logit[s] * up) * up;
     if (row.skip >= lo && row.skip < hi) logit[row.skip] = -kInf<T>;
-    const T top = max_of(logit, lo, hi);
+    const T top = reduce_over<T>(  // the largest logit (NaN never wins; -inf for no key)
+        lo, hi, -kInf<T>, [logit](std::size_t t) { return logit[t]; },
+        [](T x, T y) { return y > x ? y : x; });
     if (!(top > 0)) return;
     set_nearest(keys, row,
                 static_cast<std::size_t>(std::find(logit + lo, logit + hi, top) - logit));
@@ -486,6 +466,13 @@ void pool_row(const NwProblem<T>& a, const NwKeys<T>& keys, std::size_t i, Scrat
   const std::size_t C = keys.C, d = keys.d, m = keys.m;
   T* f = out.f.data() + i * C;
   const T* e = s.e.data();
+  if (!keys.bin.empty() && !want_w && !want_q) {  // one-hot values: weights into class bins
+    const T z = row_exps(keys, row, s, static_cast<const T*>(nullptr)).z;
+    std::fill(f, f + C, T(0));
+    for (std::size_t t = row.lo; t < row.hi; ++t) f[keys.bin[t]] += e[t];
+    for (std::size_t c = 0; c < C; ++c) f[c] /= z;
+    return;
+  }
   if (want_w && !want_q && d == 1 && C == 1) {  // training: slope_w alone, from e_s A_s
     const Sums<T> sums = row_exps<T, Store::kWeightedA>(keys, row, s, keys.value.data());
     const T fi = f[0] = sums.zv / sums.z, *v = keys.value.data();
@@ -528,6 +515,30 @@ void pool_grads_from_slopes(const NwProblem<T>& a, const NwKeys<T>& keys, const 
     for (std::size_t l = 0; l < d; ++l) grad_w[l] += -2 * sum_w[l];
 }
 
+// Row i's logit slopes into s.g, g_s = p_s sum_c G_c (v_sc - f_c), and dv_sc += G_c p_s (when dv
+// is not null); one-hot values: g_s = p_s (G_(class of s) - G . f), O(window + C).
+template <class T>
+void pool_slopes(const NwKeys<T>& keys, const Row<T>& row, Scratch<T>& s, T z, const T* G,
+                 const T* f, T* dv) {
+  const T* e = s.e.data();
+  T* g = s.g.data();
+  if (!keys.bin.empty() && !dv) {
+    T gf = 0;
+    for (std::size_t c = 0; c < keys.C; ++c) gf += G[c] * f[c];
+    for (std::size_t t = row.lo; t < row.hi; ++t) g[t] = (e[t] / z) * (G[keys.bin[t]] - gf);
+    return;
+  }
+  std::fill(g + row.lo, g + row.hi, T(0));
+  for (std::size_t c = 0; c < keys.C; ++c) {
+    const T *v = keys.value.data() + c * keys.m, gc = G[c] / z, fc = f[c];
+#pragma omp simd
+    for (std::size_t t = row.lo; t < row.hi; ++t) g[t] += (e[t] * gc) * (v[t] - fc);
+    if (!dv) continue;
+#pragma omp simd
+    for (std::size_t t = row.lo; t < row.hi; ++t) dv[c * keys.m + t] += gc * e[t];
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -558,21 +569,10 @@ void nw_pool_backward(const NwProblem<T>& a, const NwKeys<T>& keys, const NwPool
     Row<T>& row = s.row;
     setup_row(a, keys, i, 0, m, row);
     const T z = row_exps(keys, row, s, C > 0 ? keys.value.data() : nullptr).z;
-    const T* e = s.e.data();
-    T* g = s.g.data();
-    std::fill(g + row.lo, g + row.hi, T(0));
-    for (std::size_t c = 0; c < C; ++c) {
-      const T* v = keys.value.data() + c * m;
-      const T gc = grad[i * C + c] / z, fc = pool.f[i * C + c];
-#pragma omp simd
-      for (std::size_t t = row.lo; t < row.hi; ++t) g[t] += (e[t] * gc) * (v[t] - fc);
-      if (!grad_values) continue;
-      T* out = dv[static_cast<std::size_t>(thread)].data() + c * m;
-#pragma omp simd
-      for (std::size_t t = row.lo; t < row.hi; ++t) out[t] += gc * e[t];
-    }
+    pool_slopes(keys, row, s, z, grad + i * C, pool.f.data() + i * C,
+                grad_values ? dv[static_cast<std::size_t>(thread)].data() : nullptr);
     if (grad_keys)
-      add_row_grads(keys, row, g, static_cast<T*>(nullptr), static_cast<T*>(nullptr),
+      add_row_grads(keys, row, s.g.data(), static_cast<T*>(nullptr), static_cast<T*>(nullptr),
                     dk[static_cast<std::size_t>(thread)].data());
   });
   if (grad_keys) add_partials(dk, keys, a.d, grad_keys);
