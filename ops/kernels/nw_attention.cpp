@@ -90,7 +90,7 @@ NwKeys<T> nw_sort_keys(const NwProblem<T>& a, const T* values, std::size_t C,
   });
   keys.sorted_at.resize(m), keys.key.resize(m * d), keys.value.resize(m * C), keys.bin.resize(m);
   if (labels) keys.label.resize(m);
-  bool one_hot = C >= 2;  // every row of the values a single 1, the rest 0
+  bool one_hot = C > 16;  // each row a single 1 (fewer classes: C vector sums beat bins)
   for (std::size_t s = 0; s < m; ++s) {
     const std::size_t j = keys.original[s];
     keys.sorted_at[j] = s;

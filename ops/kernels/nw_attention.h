@@ -60,7 +60,7 @@ struct NwKeys {
   std::size_t m = 0, d = 0, C = 0, axis = 0;
   std::vector<T> key, value, w;
   std::vector<std::int64_t> label;
-  std::vector<std::size_t> bin;  // one-hot values (C >= 2): the class of each key, else empty
+  std::vector<std::size_t> bin;  // one-hot values (C > 16): the class of each key, else empty
   std::vector<std::size_t> original, sorted_at;
 };
 

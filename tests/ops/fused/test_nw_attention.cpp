@@ -195,17 +195,17 @@ TEST(NwAttentionWeights, IsThePoolingsMatrix) {
   EXPECT_EQ(nw_attention_weights(q, k, 1.7), nw_attention_weights(q, k, xt::xarray<double>{1.7}));
 }
 
-// One-hot values (class probabilities) are pooled into class bins, O(window + C) a row: the same
-// numbers as the dense pooling (which runs when the values and w need their gradients), values
-// and the keys' gradient, for d = 1 and 2.
+// One-hot values of many classes (class probabilities) are pooled into class bins, O(window + C) a
+// row: the same numbers as the dense pooling (which runs when the values and w need their
+// gradients), values and the keys' gradient, for d = 1 and 2.
 TEST(NwAttentionPool, OneHotValuesPoolIntoClassBins) {
   std::mt19937 rng(1107);
   for (std::size_t d : {1u, 2u}) {
     auto q = uniform(rng, {40, d}, 0.0, 3.0, false), k = uniform(rng, {60, d}, 0.0, 3.0, false);
-    xt::xarray<double> onehot = xt::zeros<double>({60, 5});
-    for (std::size_t j = 0; j < 60; ++j) onehot(j, (j * 7) % 5) = 1;
+    xt::xarray<double> onehot = xt::zeros<double>({60, 20});
+    for (std::size_t j = 0; j < 60; ++j) onehot(j, (j * 7) % 20) = 1;
 
-    const xt::xarray<double> u = uniform(rng, {40, 5}, -1.0, 1.0, false).value();
+    const xt::xarray<double> u = uniform(rng, {40, 20}, -1.0, 1.0, false).value();
     std::vector<xt::xarray<double>> f, gk;
     for (bool dense : {false, true}) {
       Tensor<double> keys(k.value(), true), values(onehot, dense),
