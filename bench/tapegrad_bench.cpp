@@ -38,8 +38,8 @@
 //   W5   one training epoch on d = 2 inputs (bench_data.h's make_data_2d) through the fused d-D
 //        ops (ops/fused/nw_attention.h), leave-one-out, per-coordinate widths w = (W, W) (--w,
 //        default 1) reset before every epoch: --task regression: nw_attention_pool with values y
-//        (n, 1), loss 1/2 sum (f - y)^2; --task classification: nw_attention_cross_entropy on the two
-//        labels. Forward, backward, SGD step.
+//        (n, 1), loss 1/2 sum (f - y)^2; --task classification: nw_attention_cross_entropy on
+//        the two labels. Forward, backward, SGD step.
 #include <omp.h>
 #include <sys/resource.h>
 

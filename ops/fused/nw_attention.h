@@ -1,6 +1,5 @@
 // Fused Nadaraya-Watson attention: the chapter's Gaussian attention pooling, and the cross-entropy
-// of its classification, for queries and keys of any dimension d, each in one op with O(n + m)
-// memory.
+// of its classification, for queries and keys of any dimension d, each one op, O(n + m) memory.
 //
 // For queries q (n, d), keys k (m, d), values v (m, C) and widths w of shape (1,) or (d,):
 //   s_ij = sum_l ((q_il - k_jl) w_l)^2,   p_ij = softmax_j(-s_ij / 2),   f_i = sum_j p_ij v_j
@@ -11,8 +10,9 @@
 // The same function as the composed ops softmax(-s / 2, 1) matmul v, and tested against them at
 // every scale (tests/ops/fused/test_nw_attention_vs_composed.cpp), but the (n, m) matrices are
 // never materialised, and each row visits only the keys whose weight does not underflow: as
-// attention sharpens (w grows) the ops get faster. The loops and the numerics:
-// ops/kernels/nw_attention.h.
+// attention sharpens (w grows) the ops get faster. One-hot values of more than 16 classes (class
+// probabilities) are summed into class bins: O(n m + n C), not O(n m C). The loops and the
+// numerics: ops/kernels/nw_attention.h.
 #pragma once
 
 #include <cstdint>

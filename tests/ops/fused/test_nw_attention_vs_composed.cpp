@@ -194,7 +194,8 @@ Outcome run(const Problem& p, bool fused) {
 
 // The sizes of the terms behind each number: with r_ij the size of dL/dlogit_ij and the logits
 // relative to key ref_i of row i,
-//   dq_il: w_l^2 sum_j r_ij |k_ref,l - k_jl|,   dk_jl: w_l^2 sum_i r_ij (|d_ijl| + |k_ref,l - k_jl|),
+//   dq_il: w_l^2 sum_j r_ij |k_ref,l - k_jl|,
+//   dk_jl: w_l^2 sum_i r_ij (|d_ijl| + |k_ref,l - k_jl|)   (the second term: the oracle's rounding),
 //   dw_l: |w_l| sum_ij r_ij |k_ref,l - k_jl| |d_ijl + d_ref,l|   (summed over l for a shared w);
 // for the pooling r_ij = p_ij sum_c |u_ic| (|v_jc| + |f_ic|), f_ic: max(|f_ic|, max_j |v_jc|),
 // dv_jc: sum_i |u_ic| p_ij; for the cross-entropy r = p + pc and the term that moves the class's
