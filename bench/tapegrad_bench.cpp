@@ -36,10 +36,10 @@
 //        (a number): uniform in [-R, 0], where exp(logit - max) spans down to e^-R: R = 300
 //        underflows most of every row, the regime of a sharp attention.
 //   W5   one training epoch on d = 2 inputs (bench_data.h's make_data_2d) through the fused d-D
-//        ops (ops/attention_nd.h), leave-one-out, per-coordinate widths w = (W, W) (--w, default
-//        1) reset before every epoch: --task regression: nw_attention_pool_nd with values y
-//        (n, 1), loss 1/2 sum (f - y)^2; --task classification: nw_cross_entropy_nd on the two
-//        labels. Forward, backward, SGD step.
+//        ops (ops/fused/nw_attention.h), leave-one-out, per-coordinate widths w = (W, W) (--w,
+//        default 1) reset before every epoch: --task regression: nw_attention_pool with values y
+//        (n, 1), loss 1/2 sum (f - y)^2; --task classification: nw_attention_cross_entropy on
+//        the two labels. Forward, backward, SGD step.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -59,8 +59,8 @@
 
 #include "bench/bench_data.h"
 #include "models/nadaraya_watson.h"
+#include "ops/fused/nw_attention.h"
 #include "optim/sgd.h"
-#include "ops/attention_nd.h"
 #include "tapegrad.h"
 
 // OpenBLAS's own query; declared here because <cblas.h> clashes with xtensor-blas's declarations.
@@ -237,9 +237,10 @@ void run_train_nd(const std::string& task, std::size_t n, double w_bench, const 
     opt.zero_grad();
     const auto t0 = Clock::now();
     const Tensor<T> total =
-        regression ? sum(square(nw_attention_pool_nd(xs, xs, ys, w, /*leave_one_out=*/true) - ys)) /
-                         static_cast<T>(2)
-                   : nw_cross_entropy_nd(xs, xs, d.label, d.label, w, /*leave_one_out=*/true);
+        regression
+            ? sum(square(nw_attention_pool(xs, xs, ys, w, /*leave_one_out=*/true) - ys)) /
+                  static_cast<T>(2)
+            : nw_attention_cross_entropy(xs, xs, d.label, d.label, w, /*leave_one_out=*/true);
     fwd_ms.push_back(1e3 * seconds_since(t0));
     total.backward();
     last_loss = total.item();

@@ -1,6 +1,6 @@
 // The model adapter of the nadaraya_watson program (examples/nw_program.h): the one file that calls
 // the Nadaraya-Watson model's API (models/nadaraya_watson.h) and its fused ops
-// (ops/attention_nd.h), for every d (d = 1 is the chapter's model) and both tasks.
+// (ops/fused/nw_attention.h), for every d (d = 1 is the chapter's model) and both tasks.
 #include <algorithm>
 #include <tuple>
 
@@ -8,7 +8,7 @@
 
 #include "examples/nw_program.h"
 #include "models/nadaraya_watson.h"
-#include "ops/attention_nd.h"
+#include "ops/fused/nw_attention.h"
 #include "tapegrad.h"
 
 namespace tapegrad {
@@ -74,8 +74,9 @@ template <class T>
 Tensor<T> NWModel<T>::loss() {
   if (!fused_) return composed_loss(net_, x_train_, values_, labels_, pairs_);
   const Tensor<T>& x = x_train_;
-  if (cross_entropy_) return nw_cross_entropy_nd(x, x, labels_, labels_, net_.w(), leave_one_out_);
-  return squared_loss(nw_attention_pool_nd(x, x, values_, net_.w(), leave_one_out_), values_);
+  if (cross_entropy_)
+    return nw_attention_cross_entropy(x, x, labels_, labels_, net_.w(), leave_one_out_);
+  return squared_loss(nw_attention_pool(x, x, values_, net_.w(), leave_one_out_), values_);
 }
 
 template <class T>
@@ -87,7 +88,7 @@ xt::xarray<T> NWModel<T>::pool(const Tensor<T>& queries, bool fused, bool leave_
   }
   if (!fused) return predict(queries, attention);
   if (attention) predict(queries, attention);
-  return nw_attention_pool_nd(queries, x_train_, values_, net_.w(), leave_one_out).value();
+  return nw_attention_pool(queries, x_train_, values_, net_.w(), leave_one_out).value();
 }
 
 // The model's prediction with every training pair as keys, in chunks of queries whose (rows, n, d)

@@ -10,10 +10,9 @@
 
 #include <xtensor/xview.hpp>
 
-#include "ops/attention.h"
-#include "ops/attention_nd.h"
 #include "ops/common.h"
 #include "ops/elementwise.h"
+#include "ops/fused/nw_attention.h"
 #include "ops/indexing.h"
 #include "ops/linalg.h"
 #include "ops/reduction.h"
@@ -415,11 +414,7 @@ Tensor<T> NWKernelRegression<T>::forward_fused(const Tensor<T>& queries, const T
                                                const Tensor<T>& values, bool leave_one_out) {
   check_d("NWKernelRegression::forward_fused", queries, "queries");
   check_d("NWKernelRegression::forward_fused", x_train, "x_train");
-  if (queries.dim() == 1 && x_train.dim() == 1 && values.dim() == 1 && w_.size() == 1)
-    return nw_attention_pool(queries, x_train, values, w_, leave_one_out);
-  const Tensor<T> f = nw_attention_pool_nd(as_matrix(queries), as_matrix(x_train),
-                                           as_matrix(values), w_, leave_one_out);
-  return values.dim() == 1 ? reshape(f, {-1}) : f;
+  return nw_attention_pool(queries, x_train, values, w_, leave_one_out);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                  \

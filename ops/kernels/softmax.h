@@ -1,6 +1,6 @@
 // Softmax and log-softmax kernels: the loops behind ops/softmax.cpp and the nonparametric weights.
-// (The fused attention op, ops/kernels/attention.cpp, writes the same stable softmax out in its
-// own loops over each row's keys, with the same fast_exp: see row_exps there, and why.)
+// (The fused attention op, ops/kernels/nw_attention.cpp, writes the same stable softmax out in its
+// own loops over each row's keys, with the same fast_exp.)
 //
 // Every kernel computes, along one axis,
 //   softmax:      y_k = exp(x_k - m) / sum_j exp(x_j - m),   m = max_j x_j

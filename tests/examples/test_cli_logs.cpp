@@ -143,11 +143,12 @@ TEST(CliLogs, PipedRunStreamsItsLines) {
 }
 
 // On a terminal, stderr carries a progress line redrawn in place (epochs per second, time left);
-// into a file or with --quiet, none.
+// into a file or with --quiet, none. The run is long enough (seconds) for the line's first draw,
+// which waits 0.5 s.
 TEST(CliLogs, ProgressLineOnlyOnATerminal) {
   TempDir tmp;
   const std::string args =
-      "--n-train 1500 --impl fused --epochs 300 --lr 0.001 --threads 1 "
+      "--n-train 2000 --impl fused --dtype float64 --epochs 400 --lr 0.0005 --threads 1 "
       "--no-plots --out " +
       quote((tmp / "out").string());
   const std::string terminal = run_on_terminal(args);
@@ -156,11 +157,11 @@ TEST(CliLogs, ProgressLineOnlyOnATerminal) {
   // Redrawn in place: a carriage return, the line, the rest of the row cleared.
   EXPECT_NE(terminal.find("\repoch "), std::string::npos) << terminal;
   EXPECT_NE(terminal.find("left\x1b[K"), std::string::npos) << terminal;
-  EXPECT_NE(terminal.find("epoch 300, loss"), std::string::npos) << terminal;
+  EXPECT_NE(terminal.find("epoch 400, loss"), std::string::npos) << terminal;
 
   const std::string quiet = run_on_terminal(args + " --quiet");
   EXPECT_EQ(quiet.find("epochs/s"), std::string::npos) << quiet;
-  EXPECT_NE(quiet.find("epoch 300, loss"), std::string::npos) << quiet;
+  EXPECT_NE(quiet.find("epoch 400, loss"), std::string::npos) << quiet;
 
   const Result piped = run_nw(tmp, args);
   ASSERT_EQ(piped.status, 0) << piped.err;

@@ -12,7 +12,7 @@
 #include "model_test_util.h"
 #include "models/nadaraya_watson.h"
 #include "optim/sgd.h"
-#include "ops/attention.h"
+#include "ops/fused/nw_attention.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

@@ -27,7 +27,7 @@
 #include "data/datasets.h"
 #include "models/nadaraya_watson.h"
 #include "optim/sgd.h"
-#include "ops/attention.h"
+#include "ops/fused/nw_attention.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;
@@ -402,7 +402,7 @@ TEST(NWGradcheck, ChapterSizeLossWrtW) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The fused formulation (forward_fused, ops/attention.h)
+// The fused formulation (forward_fused, ops/fused/nw_attention.h)
 // ---------------------------------------------------------------------------------------------
 
 // forward_fused computes the same function as the chapter's composed forward, with and without

@@ -136,6 +136,28 @@ TEST(ReliabilityThreads, ParallelOpsGiveTheSameResultsWith1And2Threads) {
         loo ? "nw_attention_pool leave-one-out" : "nw_attention_pool");
 }
 
+// The fused ops at d = 2: the pooling of 3 columns and the cross-entropy, per-coordinate widths.
+TEST(ReliabilityThreads, FusedAttentionInTwoDimensionsIsTheSameWith1And2Threads) {
+  const auto x2 = random_array({400, 2}, 7), y2 = random_array({400, 3}, 8);
+  const xt::xarray<double> w2{1.7, 0.9};
+  std::vector<std::int64_t> labels(400);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i % 3);
+  same_with_1_and_2_threads(
+      [&] {
+        auto out = value_and_grads(
+            [](auto& in) { return nw_attention_pool(in[0], in[0], in[1], in[2], true); },
+            {x2, y2, w2});
+        for (auto& t : value_and_grads(
+                 [&](auto& in) {
+                   return nw_attention_cross_entropy(in[0], in[0], labels, labels, in[1], true);
+                 },
+                 {x2, w2}))
+          out.push_back(t);
+        return out;
+      },
+      "nw_attention_pool and nw_attention_cross_entropy, d = 2");
+}
+
 TEST(ReliabilityThreads, TrainingRunsAgreeWith1And2Threads) {
   Rng rng(5);
   const ChapterData d = make_chapter_data(rng, 600);

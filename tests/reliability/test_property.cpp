@@ -369,13 +369,19 @@ Case draw(Gen& g) {
       c.f = [mask](const Vec& in) { return masked_select(in[0], mask); };
       break;
     }
-    default: {  // the fused attention pooling op
+    default: {  // the fused attention pooling op: vectors, or (n, d) queries over (m, d) keys
       c.op = "nw_attention_pool";
-      const std::size_t n = g.below(4), m = g.below(4);
-      const bool loo = g.coin();
-      const std::size_t mv = g.coin(0.85) ? m : g.below(4);
-      c.inputs = {g.tensor({n}), g.tensor({m}), g.tensor({mv}), g.tensor({1})};
-      if (mv == m && (!loo || n == m) && m >= (loo ? 2u : 1u)) c.expect = Shape{n};
+      const std::size_t n = g.below(4), m = g.below(4), d = 1 + g.below(3), C = 1 + g.below(3);
+      const bool loo = g.coin(), matrices = g.coin();
+      const std::size_t mv = g.coin(0.85) ? m : g.below(4), dk = g.coin(0.85) ? d : 1 + g.below(3);
+      const std::size_t nw = g.coin() ? 1 : g.coin(0.85) ? d : g.below(4);
+      if (matrices)
+        c.inputs = {g.tensor({n, d}), g.tensor({m, dk}), g.tensor({mv, C}), g.tensor({nw})};
+      else
+        c.inputs = {g.tensor({n}), g.tensor({m}), g.tensor({mv}), g.tensor({1})};
+      const bool widths = !matrices || (dk == d && (nw == 1 || nw == d));
+      if (mv == m && (!loo || n == m) && m >= (loo ? 2u : 1u) && widths)
+        c.expect = matrices ? Shape{n, C} : Shape{n};
       c.f = [loo](const Vec& in) { return nw_attention_pool(in[0], in[1], in[2], in[3], loo); };
       break;
     }
