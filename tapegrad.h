@@ -11,7 +11,6 @@
 #include "autograd/tensor.h"
 #include "models/dropout.h"
 #include "models/multi_head_attention.h"
-#include "optim/sgd.h"
 #include "ops/dropout.h"
 #include "ops/elementwise.h"
 #include "ops/fused/nw_attention.h"
@@ -26,3 +25,4 @@
 #include "optim/adam.h"
 #include "optim/lr_scheduler.h"
 #include "optim/optimizer.h"
+#include "optim/sgd.h"

@@ -22,8 +22,8 @@
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xstrided_view.hpp>
 
-#include "examples/exercise_util.h"
 #include "data/datasets.h"
+#include "examples/exercise_util.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

@@ -73,4 +73,13 @@ Table parse_csv_table(std::istream& in, const HeaderRule& rule, const std::strin
 Table read_csv_table(const std::string& path, const HeaderRule& rule,
                      const CsvLimits& limits = CsvLimits());
 
+// ---- writing numbers -------------------------------------------------------------------------
+
+// Rows of numbers as CSV lines (no header): for float64 data (single false) each number the
+// shortest text that reads back as the same double; for float32, 6 significant digits.
+std::string matrix_csv(const std::vector<std::vector<double>>& rows, bool single);
+// Class probabilities: a header p0..p(C-1), then the rows of p.
+std::string probabilities_csv(const std::vector<std::vector<double>>& p, std::size_t classes,
+                              bool single);
+
 }  // namespace tapegrad

@@ -11,11 +11,14 @@
 
 #include <functional>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "examples/csv.h"
 #include "examples/outputs.h"
+#include "io/checkpoint.h"
 
 namespace tapegrad::exercise {
 
@@ -24,28 +27,37 @@ inline void require(bool ok, const std::string& message) {
   if (!ok) throw UsageError(message);
 }
 
-// Parses the command line and runs `body`, mapping errors to the exit statuses above.
+// Parses the command line and runs `body`, mapping errors to the exit statuses above: bad input
+// (a flag, a file and line, a checkpoint) exits 2; a tool or a write that failed, 1.
 inline int run_main(CLI::App& app, const std::string& program, int argc, char** argv,
                     const std::function<int()>& body) {
+  const auto fail = [&program](const char* kind, const std::string& what, int status) {
+    std::cerr << program << ": " << kind << what << "\n";
+    return status;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << program << ": error: " << e.what() << " (see --help)\n";
-    return 2;
+    return fail("error: ", std::string(e.what()) + " (see --help)", 2);
   }
   try {
     return body();
+  } catch (const InputError& e) {
+    return fail("error: ", e.message(), 2);
+  } catch (const CheckpointWriteError& e) {  // a full disk or ulimit -f: nothing written
+    return fail("error: ", e.what(), 1);
+  } catch (const CheckpointError& e) {
+    return fail("error: ", e.what(), 2);
   } catch (const UsageError& e) {
-    std::cerr << program << ": error: " << e.what() << "\n";
-    return 2;
+    return fail("error: ", e.what(), 2);
+  } catch (const std::invalid_argument& e) {
+    return fail("error: ", e.what(), 2);
   } catch (const ToolError& e) {
-    std::cerr << program << ": error: " << e.what() << "\n";
-    return 1;
+    return fail("error: ", e.what(), 1);
   } catch (const std::exception& e) {
-    std::cerr << program << ": internal error: " << e.what() << "\n";
-    return 1;
+    return fail("internal error: ", e.what(), 1);
   }
 }
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "examples/options.h"
 #include "data/datasets.h"
+#include "examples/options.h"
 
 namespace tapegrad {
 

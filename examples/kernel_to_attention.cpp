@@ -28,9 +28,9 @@
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xview.hpp>
 
+#include "data/datasets.h"
 #include "examples/exercise_util.h"
 #include "models/attention_scoring.h"
-#include "data/datasets.h"
 #include "models/linear.h"
 #include "optim/sgd.h"
 #include "tapegrad.h"

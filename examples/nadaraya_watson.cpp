@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "examples/csv.h"
+#include "examples/exercise_util.h"
 #include "examples/graphviz.h"
 #include "examples/nw_program.h"
 #include "models/parzen.h"
@@ -136,18 +137,6 @@ void print_epoch(long number, double loss, const std::vector<double>& w, bool sh
     std::printf("epoch %ld, loss %.6f\n", number, loss);
 }
 
-// The run's first step that scaled w more than kBigStep (100x) gets one warning on stderr.
-void warn_big_step(const Options& options, const Data& data, const std::vector<double>& before,
-                   const std::vector<double>& after, long number, ProgressLine& progress,
-                   bool& warned) {
-  if (warned) return;
-  const std::string warning = big_step_warning(before, after, number, data.n_train(), options.lr);
-  if (warning.empty()) return;
-  progress.erase();
-  std::cerr << "nadaraya_watson: warning: " << warning << "\n";
-  warned = true;
-}
-
 template <class T>
 Training train(const Options& options, const Data& data, NWModel<T>& model, bool fused) {
   const bool show_w = data.d >= 2 || options.widths == "per-coordinate";
@@ -170,7 +159,8 @@ Training train(const Options& options, const Data& data, NWModel<T>& model, bool
     result.losses.push_back(static_cast<double>(loss.item()));
     result.w_per_epoch.push_back(model.w());
     const long number = model.epochs_before + epoch + 1;
-    warn_big_step(options, data, w_before, model.w(), number, progress, warned);
+    warn_big_step("nadaraya_watson", data.n_train(), options.lr, w_before, model.w(), number,
+                  progress, warned);
     w_before = result.w_per_epoch.back();
     if (log.prints(number)) {  // stdout is line-buffered: each line leaves at once
       progress.erase();
@@ -358,11 +348,6 @@ int run(const Options& options) {
   return 0;
 }
 
-int report(const char* kind, const std::string& message, int status) {
-  std::cerr << "nadaraya_watson: " << kind << message << "\n";
-  return status;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -377,30 +362,9 @@ int main(int argc, char** argv) {
   Options options;
   CLI::App app{"Nadaraya-Watson kernel regression as attention pooling (d2l), on tapegrad"};
   add_flags(app, options);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    return report("error: ", std::string(e.what()) + " (see --help)", 2);
-  }
-  try {
+  return exercise::run_main(app, "nadaraya_watson", argc, argv, [&options] {
     check_flags(options);
     if (options.threads > 0) omp_set_num_threads(options.threads);
     return options.dtype == "float64" ? run<double>(options) : run<float>(options);
-  } catch (const InputError& e) {
-    return report("error: ", e.message(), 2);
-  } catch (const CheckpointWriteError& e) {  // a full disk or ulimit -f: nothing written
-    return report("error: ", e.what(), 1);
-  } catch (const CheckpointError& e) {
-    return report("error: ", e.what(), 2);
-  } catch (const UsageError& e) {
-    return report("error: ", e.what(), 2);
-  } catch (const std::invalid_argument& e) {
-    return report("error: ", e.what(), 2);
-  } catch (const ToolError& e) {
-    return report("error: ", e.what(), 1);
-  } catch (const std::exception& e) {
-    return report("internal error: ", e.what(), 1);
-  }
+  });
 }

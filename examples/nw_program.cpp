@@ -28,58 +28,6 @@ std::int64_t majority_label(const std::vector<std::int64_t>& labels, std::size_t
   return static_cast<std::int64_t>(std::max_element(count.begin(), count.end()) - count.begin());
 }
 
-namespace {
-
-// "1.9708e-05" -> "1.9708e-5", "2e+10" -> "2e10": the exponent without its sign "+" or leading
-// zeros, as every CSV reader parses it.
-std::string compact_exponent(std::string s) {
-  const std::size_t at = s.find('e');
-  if (at == std::string::npos) return s;
-  std::string exponent = s.substr(at + 1);
-  const bool negative = exponent[0] == '-';
-  exponent.erase(0, exponent.find_first_not_of("+-0"));
-  if (exponent.empty()) return s.substr(0, at);
-  return s.substr(0, at) + "e" + (negative ? "-" : "") + exponent;
-}
-
-// v as the shorter of its fixed and scientific texts: for a double, the shortest that reads back
-// as the same double; for a float (single), 6 significant digits, the decimal digits a float holds
-// faithfully (numeric_limits<float>::digits10): large attention matrices take a fifth fewer bytes
-// than with a float's exact 9, and float32 sums over n terms are not more accurate than that.
-void append_number(std::string& text, double v, bool single) {
-  char a[64], b[64];
-  const auto fixed = single ? std::to_chars(a, a + 64, float(v), std::chars_format::general, 6)
-                            : std::to_chars(a, a + 64, v);
-  const auto sci = single ? std::to_chars(b, b + 64, float(v), std::chars_format::scientific, 5)
-                          : std::to_chars(b, b + 64, v, std::chars_format::scientific);
-  std::string x = compact_exponent(std::string(a, fixed.ptr));
-  std::string y = compact_exponent(std::string(b, sci.ptr));
-  if (single && y.find('e') != std::string::npos) {  // drop the mantissa's trailing zeros
-    const std::size_t e = y.find('e');
-    std::string mantissa = y.substr(0, e);
-    if (mantissa.find('.') != std::string::npos) {
-      mantissa.erase(mantissa.find_last_not_of('0') + 1);
-      if (mantissa.back() == '.') mantissa.pop_back();
-    }
-    y = mantissa + y.substr(e);
-  }
-  text += x.size() <= y.size() ? x : y;
-}
-
-}  // namespace
-
-std::string matrix_csv(const Matrix& m, bool single) {
-  std::string text;
-  for (const auto& row : m) {
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      if (c) text += ',';
-      append_number(text, row[c], single);
-    }
-    text += '\n';
-  }
-  return text;
-}
-
 std::string predictions_csv(const PlotData& plot, int precision) {
   std::ostringstream os;
   os.precision(precision);
@@ -96,12 +44,6 @@ std::string predictions_csv(const PlotData& plot, int precision) {
       os << plot.average[i] << "," << plot.nonparametric[i] << "," << plot.parametric[i] << "\n";
   }
   return os.str();
-}
-
-std::string probabilities_csv(const Matrix& p, std::size_t classes, bool single) {
-  std::string header;
-  for (std::size_t c = 0; c < classes; ++c) header += (c ? ",p" : "p") + std::to_string(c);
-  return header + "\n" + matrix_csv(p, single);
 }
 
 std::string w_text(const std::vector<double>& w, bool as_list) {
@@ -169,13 +111,6 @@ void print_written(const Options& options, const Data& data, const Written& writ
   std::cout << "\n";
 }
 
-long default_log_every(long epochs) {
-  const long lines = 40;
-  for (long decade = 1;; decade *= 10)
-    for (long step : {decade, 2 * decade, 5 * decade})
-      if (step * lines >= epochs) return step;
-}
-
 EpochLog epoch_log(const Options& options, long epochs_before) {
   EpochLog log;
   log.every = options.log_every > 0 ? options.log_every : default_log_every(options.epochs);
@@ -183,89 +118,6 @@ EpochLog epoch_log(const Options& options, long epochs_before) {
   log.last = epochs_before + options.epochs;
   log.quiet = options.quiet;
   return log;
-}
-
-bool EpochLog::prints(long number) const {
-  if (number == last) return true;
-  return !quiet && (number == first || number % every == 0);
-}
-
-namespace {
-
-double seconds_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// 42 s, 3 min 5 s, 2 h 7 min.
-std::string duration_text(double seconds) {
-  const long s = std::lround(std::max(0.0, seconds));
-  if (s < 60) return std::to_string(s) + " s";
-  if (s < 3600) return std::to_string(s / 60) + " min " + std::to_string(s % 60) + " s";
-  return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
-}
-
-}  // namespace
-
-bool stderr_is_terminal() {
-  return ::isatty(STDERR_FILENO) == 1;
-}
-
-ProgressLine::ProgressLine(long total, bool enabled)
-    : total_(total), enabled_(enabled && total > 0), start_(seconds_now()) {}
-
-void ProgressLine::update(long done) {
-  if (!enabled_) return;
-  const double now = seconds_now(), elapsed = now - start_;
-  if (elapsed < 0.5 || (last_draw_ >= 0 && now - last_draw_ < 0.2) || done >= total_) return;
-  const double rate = double(done) / elapsed;
-  char text[160];
-  std::snprintf(text, sizeof text, "\repoch %ld/%ld, %.3g epochs/s, %s left\033[K", done, total_,
-                rate, duration_text(double(total_ - done) / rate).c_str());
-  std::fputs(text, stderr);
-  std::fflush(stderr);
-  shown_ = true;
-  last_draw_ = now;
-}
-
-void ProgressLine::erase() {
-  if (!shown_) return;
-  std::fputs("\r\033[K", stderr);
-  std::fflush(stderr);
-  shown_ = false;
-}
-
-// How much one step may scale w before the run is warned. Not 10: the chapter's own first step
-// takes w from 0.62 to 9.8 (16x) and converges; a learning rate too large for the n (the loss is
-// a sum over n) moves w by hundreds or thousands of times (6610x at n = 20000, lr 0.5).
-constexpr double kBigStep = 100;
-
-std::string big_step_warning(const std::vector<double>& before, const std::vector<double>& after,
-                             long number, std::size_t n, double lr) {
-  for (std::size_t k = 0; k < before.size() && k < after.size(); ++k) {
-    const double from = std::abs(before[k]), to = std::abs(after[k]);
-    if (from == 0 || !std::isfinite(to) || (to <= kBigStep * from && kBigStep * to >= from))
-      continue;
-    const double ratio = to > from ? to / from : from / to;
-    std::ostringstream os;
-    os << "epoch " << number << "'s step changed w"
-       << (before.size() > 1 ? "_" + std::to_string(k + 1) : "") << " from " << before[k] << " to "
-       << after[k] << " (" << std::llround(std::min(ratio, 1e18)) << "x"
-       << (to > from ? "" : " smaller") << "): the loss is a sum over the n = " << n
-       << " training points, as in the book, so its gradient and each step grow with n; for the "
-          "step of the mean loss try --lr "
-       << lr / double(n) << " (--lr / n)";
-    return os.str();
-  }
-  return "";
-}
-
-void check_training_finite(const Training& training) {
-  const auto finite = [](double v) { return std::isfinite(v); };
-  if (!std::all_of(training.w.begin(), training.w.end(), finite) ||
-      !std::all_of(training.losses.begin(), training.losses.end(), finite))
-    throw UsageError(
-        "training diverged (w or the loss is not finite); try a smaller --lr or "
-        "--w-init");
 }
 
 nlohmann::json checkpoint_meta(const Options& options, const Data& data, long epochs_done) {
@@ -385,14 +237,6 @@ std::vector<std::size_t> graph_points(const Data& data) {
       }
   }
   return points;
-}
-
-double median_epoch_seconds(const Training& training) {
-  std::vector<double> sorted = training.epoch_seconds;
-  if (sorted.empty()) return 0;
-  std::sort(sorted.begin(), sorted.end());
-  const std::size_t half = sorted.size() / 2;
-  return sorted.size() % 2 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
 }
 
 nlohmann::json common_json(const Options& options, const Data& data, const Training& training,

@@ -14,6 +14,8 @@
 #include "examples/options.h"
 #include "examples/outputs.h"
 #include "examples/plots.h"
+#include "examples/tensor_vectors.h"
+#include "examples/training_log.h"
 #include "io/checkpoint.h"
 #include "models/nadaraya_watson.h"
 #include "optim/sgd.h"
@@ -84,27 +86,6 @@ class NWModel {
 
 // ---- the pipeline's helpers ---------------------------------------------------------------------
 
-// Row-major values (rows * cols) -> a (rows, cols) tensor of the run's dtype.
-template <class T>
-Tensor<T> as_tensor(const std::vector<double>& values, std::size_t rows, std::size_t cols) {
-  xt::xarray<T> a = xt::zeros<T>({rows, cols});
-  for (std::size_t i = 0; i < rows * cols; ++i) a.data()[i] = static_cast<T>(values[i]);
-  return Tensor<T>(std::move(a));
-}
-
-template <class T>
-std::vector<double> to_vector(const xt::xarray<T>& a) {
-  return std::vector<double>(a.begin(), a.end());
-}
-
-template <class T>
-Matrix to_matrix(const xt::xarray<T>& a) {
-  Matrix m(a.shape()[0], std::vector<double>(a.shape()[1]));
-  for (std::size_t r = 0; r < m.size(); ++r)
-    for (std::size_t c = 0; c < m[r].size(); ++c) m[r][c] = a(r, c);
-  return m;
-}
-
 // A (rows, C) estimate as a predictions.csv column: the value (C = 1) or the argmax label.
 template <class T>
 std::vector<double> prediction_column(const xt::xarray<T>& f, bool classification) {
@@ -119,14 +100,9 @@ double mse(const std::vector<double>& a, const std::vector<double>& b);
 // The class with the most training examples, ties to the smallest label.
 std::int64_t majority_label(const std::vector<std::int64_t>& labels, std::size_t classes);
 
-// Rows of numbers as CSV lines (no header): for a float64 run (single false) each number the
-// shortest text that reads back as the same double; for float32, 6 significant digits.
-std::string matrix_csv(const Matrix& m, bool single);
 // predictions.csv: the query's coordinates (x, or x1..xd), then the three poolings' estimates
 // (values, or labels as integers for classification).
 std::string predictions_csv(const PlotData& plot, int precision);
-// probabilities_*.csv: a header p0..p(C-1), then the rows of p.
-std::string probabilities_csv(const Matrix& p, std::size_t classes, bool single);
 
 // w in words: "0.5" for one number, "[0.5, 0.25]" for a list (per-coordinate widths).
 std::string w_text(const std::vector<double>& w, bool as_list);
@@ -150,66 +126,8 @@ struct Written {
 };
 void print_written(const Options& options, const Data& data, const Written& written);
 
-// ---- training logs -------------------------------------------------------------------------------
-
-// The epoch cadence when --log-every is not given: every epoch up to 40 epochs; beyond, the
-// smallest of 1, 2, 5, 10, 20, 50, ... that keeps about 40 lines (2000 epochs: every 50th).
-long default_log_every(long epochs);
-
-// Which epochs print "epoch k, loss L": every every-th epoch number (numbers count from the first
-// epoch ever trained, so a resumed run keeps its cadence), this run's first, and its last, which
-// always prints; quiet prints the last alone.
-struct EpochLog {
-  long every = 1, first = 1, last = 0;
-  bool quiet = false;
-  bool prints(long number) const;
-};
+// The epoch lines of this run (--log-every, --quiet), counted from the epochs done before it.
 EpochLog epoch_log(const Options& options, long epochs_before);
-
-// A progress line on stderr when stderr is a terminal: "epoch 120/2000, 45.2 epochs/s, 42 s left",
-// redrawn in place ("\r", the rest of the row cleared). Drawn from half a second into the run, at
-// most five times a second; never drawn when disabled (stderr a file or a pipe, or --quiet).
-class ProgressLine {
- public:
-  ProgressLine(long total, bool enabled);
-  ~ProgressLine() { erase(); }
-  ProgressLine(const ProgressLine&) = delete;
-  ProgressLine& operator=(const ProgressLine&) = delete;
-  void update(long done);  // `done` epochs of `total` finished
-  void erase();            // clears the row: call before printing a line of one's own
-
- private:
-  long total_;
-  bool enabled_, shown_ = false;
-  double start_, last_draw_ = -1;
-};
-
-// Whether stderr is a terminal (where ProgressLine draws).
-bool stderr_is_terminal();
-
-// The warning for one SGD step (epoch `number`) that changed a coordinate of w more than tenfold
-// in magnitude, or "" when none did (nor when w was 0 or the new w is not finite): it names the
-// cause, the loss summing over the n training points as in the book (its gradient, and so the
-// step, grows with n), and a remedy, the learning rate divided by n.
-std::string big_step_warning(const std::vector<double>& before, const std::vector<double>& after,
-                             long number, std::size_t n, double lr);
-
-// What training produced: the loss of each epoch, the time, the learned w.
-struct Training {
-  std::vector<double> losses;  // L of each epoch, before its step
-  double seconds = 0;          // the whole loop (epoch_seconds plus the printing between them)
-  // Each epoch's forward, backward and step. The first also pays for one-time costs (OpenMP's
-  // threads, the allocator's first pages), so its median is what to set against a benchmark's.
-  std::vector<double> epoch_seconds;
-  std::vector<double> w;                         // after the last epoch
-  std::vector<std::vector<double>> w_per_epoch;  // w after each epoch's step
-};
-
-// The median of training.epoch_seconds (0 when no epoch ran).
-double median_epoch_seconds(const Training& training);
-
-// Throws UsageError (training diverged) when w or a loss is not finite.
-void check_training_finite(const Training& training);
 
 // A checkpoint's meta as the program writes it, and the check of the program's fields when it
 // resumes (dtype, d, widths and task must be this run's; a checkpoint without d, widths or task

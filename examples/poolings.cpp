@@ -18,8 +18,8 @@
 
 #include <xtensor/xadapt.hpp>
 
-#include "examples/exercise_util.h"
 #include "data/datasets.h"
+#include "examples/exercise_util.h"
 #include "models/nadaraya_watson.h"
 #include "optim/sgd.h"
 #include "tapegrad.h"

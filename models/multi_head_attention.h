@@ -19,9 +19,9 @@
 #include <cstddef>
 #include <vector>
 
+#include "autograd/random.h"
 #include "autograd/tensor.h"
 #include "models/attention_scoring.h"  // ValidLens, masked_softmax
-#include "autograd/random.h"
 #include "models/linear.h"
 
 namespace tapegrad {

@@ -11,8 +11,8 @@
 
 #include "model_test_util.h"
 #include "models/nadaraya_watson.h"
-#include "optim/sgd.h"
 #include "ops/fused/nw_attention.h"
+#include "optim/sgd.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

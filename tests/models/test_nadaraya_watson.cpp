@@ -23,11 +23,11 @@
 
 #include "../autograd/throws_with.h"
 #include "autograd/gradcheck_gtest.h"
-#include "model_test_util.h"
 #include "data/datasets.h"
+#include "model_test_util.h"
 #include "models/nadaraya_watson.h"
-#include "optim/sgd.h"
 #include "ops/fused/nw_attention.h"
+#include "optim/sgd.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;

@@ -12,8 +12,8 @@
 #include "blocks_reference.h"
 #include "ops/elementwise.h"
 #include "ops/indexing.h"
-#include "ops/shape.h"
 #include "ops/kernels/shape.h"
+#include "ops/shape.h"
 
 namespace tapegrad::test {
 namespace {

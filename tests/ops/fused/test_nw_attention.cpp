@@ -138,9 +138,10 @@ TEST(NwAttentionPoolGradcheck, RejectsAGradientWrongByOnePercent) {
   auto q = uniform(rng, {5, 2}, -1.0, 1.0), k = uniform(rng, {6, 2}, -1.0, 1.0);
   auto v = uniform(rng, {6, 1}, -2.0, 2.0), w = vec<double>({1.3, 0.9}, true);
   auto off = [](const Tensor<double>& x) {
-    return record<double>(
-        "off_by_one_percent", x.value() * 1.01, {x},
-        [x](const xt::xarray<double>& grad, const Node<double>&) { accumulate_grad(x, xt::xarray<double>(grad), "off"); });
+    return record<double>("off_by_one_percent", x.value() * 1.01, {x},
+                          [x](const xt::xarray<double>& grad, const Node<double>&) {
+                            accumulate_grad(x, xt::xarray<double>(grad), "off");
+                          });
   };
   auto pool = [&](const auto& in) { return nw_attention_pool(in[0], in[1], in[2], off(in[3])); };
   EXPECT_FALSE(gradcheck(pool, {q, k, v, w}).ok);
