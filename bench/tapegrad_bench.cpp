@@ -1,4 +1,4 @@
-// tapegrad's side of the performance comparison with PyTorch (issue #4; see docs/performance.md).
+// tapegrad's side of the performance comparison with PyTorch (see docs/performance.md).
 //
 // One process runs ONE configuration and prints one line "RESULT {json}" on stdout. The driver
 // (bench/run.py) starts a fresh process per configuration, so that
@@ -15,7 +15,7 @@
 //                  [--min-time s]
 //                  [--min-reps k] [--max-reps k] [--max-time s] [--warmup k]
 //
-// Workloads (the definitions are the issue's, the names the driver's):
+// Workloads (the same definitions in bench/torch_bench.py; the names the driver's):
 //   W1   train epoch, composed ops: NWKernelRegression::forward on leave-one-out (n, n-1) keys and
 //        values (built once, untimed), loss 1/2 sum (yhat - y)^2, backward, SGD step.
 //        w is set to --w (default 0.8, the chapter's w_init) before every epoch (untimed), so

@@ -175,7 +175,7 @@ long checked_epochs_done(const nlohmann::json& meta, const Options& options, con
 namespace {
 
 // The composed forward and backward keep about this many (n, m) arrays alive at their peak: the
-// (n, m, d) keys, the two differences of nearest_shifted_logits, their product and its gradients
+// (n, m, d) keys, the differences and the half-sum of nw_logits, their product and its gradients
 // count d each, the (n, m, C) values and the bmm's gradient C each, and the (n, m) logits, weights
 // and their gradients a few (peak RSS over the fused op's agrees within about 15% from d = 1 to 8).
 double composed_arrays_alive(std::size_t d, std::size_t classes) {

@@ -4,7 +4,7 @@ Run offline with the system PyTorch (tests never need Python):
     /usr/bin/python3 tests/reference/make_nd_reference.py
 writes tests/reference/nd_reference.json next to this script.
 
-Every formula here is written the direct way, from the issue's definitions, not the way the C++
+Every formula here is written the direct way, from the definitions, not the way the C++
 composes it: the cross-entropy is -log of the summed class probability (naive, fine at these
 moderate logits), the distances are explicit sums of squares. Each case stores its inputs, an
 upstream gradient G (for a scalar loss, none), the outputs, and d(sum(out * G))/d(every input).
