@@ -10,6 +10,7 @@
 #include "autograd/tape.h"
 #include "examples/errors.h"
 #include "examples/outputs.h"
+#include "io/files.h"
 
 namespace tapegrad {
 
@@ -18,14 +19,7 @@ namespace {
 // Writes `text` to path.tmp and renames it onto path; WriteError with the reason in words.
 void write_text(const std::filesystem::path& path, const std::string& text) {
   const std::filesystem::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  int err = fd < 0 ? errno : 0;
-  for (std::size_t off = 0; !err && off < text.size();) {
-    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0 && errno != EINTR) err = errno;
-    if (w > 0) off += static_cast<std::size_t>(w);
-  }
-  if (fd >= 0 && ::close(fd) != 0 && !err) err = errno;
+  int err = write_file(tmp.string(), text);
   if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
   if (err) {
     ::unlink(tmp.c_str());

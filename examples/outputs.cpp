@@ -1,5 +1,7 @@
 #include "examples/outputs.h"
 
+#include "io/files.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -95,17 +97,6 @@ pid_t pid_after_prefix(const std::string& name, const std::string& prefix) {
   for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && pid < 1 << 30; ++i)
     pid = pid * 10 + (name[i] - '0');
   return i < name.size() && name[i] == '.' ? static_cast<pid_t>(pid) : 0;
-}
-
-// No such process, or a zombie (dead, waiting to be reaped by a parent that may never do it).
-bool process_is_gone(pid_t pid) {
-  if (pid <= 0) return false;
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const std::size_t close = line.rfind(')');  // "pid (comm) state ..."
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
 }
 
 void check_not_directory(const fs::path& out_dir, const std::string& out_flag,
@@ -381,14 +372,7 @@ void OutputTransaction::abandon() {
 
 void OutputTransaction::write(const std::string& name, const std::string& text) {
   const fs::path path = staging_dir_ / name;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  int err = fd < 0 ? errno : 0;
-  for (std::size_t off = 0; !err && off < text.size();) {
-    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0 && errno != EINTR) err = errno;
-    if (w > 0) off += static_cast<std::size_t>(w);
-  }
-  if (fd >= 0 && ::close(fd) != 0 && !err) err = errno;
+  const int err = write_file(path.string(), text);
   if (err)
     throw WriteError("cannot write " + shown((out_dir_ / name).string()) + ": " + reason(err) +
                      free_space_note(out_dir_) + "; " + shown(out_dir_.string()) +

@@ -1,4 +1,5 @@
 #include "io/checkpoint.h"
+#include "io/files.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -120,17 +121,6 @@ std::string serialize(const NamedTensors<T>& params, Optimizer<T>& optimizer,
   std::string bytes = kMagic + " " + std::to_string(kCheckpointVersion) + "\n" +
                       std::to_string(header_text.size()) + "\n" + header_text + payload;
   return bytes + kTrailerTag + hex16(fnv1a64(bytes.data(), bytes.size())) + "\n";
-}
-
-// No such process, or a zombie (dead, waiting to be reaped by a parent that may never do it).
-bool process_is_gone(pid_t pid) {
-  if (pid <= 0) return false;
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const std::size_t close = line.rfind(')');  // "pid (comm) state ..."
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
 }
 
 // Removes "<path>.tmp.<pid>" files left by saves whose process was killed (pid no longer exists).

@@ -11,7 +11,8 @@ bash scripts/setup.sh clang libclang-rt-14-dev
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I. tests/fuzz/checkpoint_fuzzer.cpp io/checkpoint.cpp optim/sgd.cpp autograd/tensor.cpp \
+  -I. tests/fuzz/checkpoint_fuzzer.cpp io/checkpoint.cpp io/files.cpp optim/sgd.cpp optim/optimizer.cpp \
+  autograd/tensor.cpp \
   autograd/tape.cpp autograd/lifecycle.cpp autograd/anomaly.cpp ops/kernels/shape.cpp \
   ops/kernels/reduction.cpp -o "$work/checkpoint_fuzzer"
 mkdir -p "$work/new"
