@@ -454,7 +454,7 @@ CheckpointLock::~CheckpointLock() {
 }
 
 template <class T>
-void restore_checkpoint(const CheckpointContents<T>& contents, NamedTensors<T>& params,
+void restore_checkpoint(const CheckpointContents<T>& contents, const NamedTensors<T>& params,
                         Optimizer<T>& optimizer, const std::string& name) {
   std::vector<const xt::xarray<T>*> values(params.size(), nullptr);
   NamedArrays<T> state;
@@ -485,12 +485,15 @@ void restore_checkpoint(const CheckpointContents<T>& contents, NamedTensors<T>& 
     throw failure(name, e.what());
   }
   // Everything checked: now change the model and the optimizer.
-  for (std::size_t k = 0; k < params.size(); ++k) params[k].second.mutable_value() = *values[k];
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    Tensor<T> parameter = params[k].second;  // a handle: the model's own tensor
+    parameter.mutable_value() = *values[k];
+  }
   optimizer.load_state(state);
 }
 
 template <class T>
-nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params,
+nlohmann::json load_checkpoint(const std::string& path, const NamedTensors<T>& params,
                                Optimizer<T>& optimizer) {
   const CheckpointContents<T> contents = read_checkpoint<T>(path);
   restore_checkpoint(contents, params, optimizer, path);
@@ -504,9 +507,10 @@ nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params,
                                         const nlohmann::json&);                                    \
   template CheckpointContents<T> parse_checkpoint(const std::string&, const std::string&);         \
   template CheckpointContents<T> read_checkpoint(const std::string&, std::size_t);                 \
-  template void restore_checkpoint(const CheckpointContents<T>&, NamedTensors<T>&, Optimizer<T>&,  \
-                                   const std::string&);                                            \
-  template nlohmann::json load_checkpoint(const std::string&, NamedTensors<T>&, Optimizer<T>&);
+  template void restore_checkpoint(const CheckpointContents<T>&, const NamedTensors<T>&,           \
+                                   Optimizer<T>&, const std::string&);                             \
+  template nlohmann::json load_checkpoint(const std::string&, const NamedTensors<T>&,              \
+                                          Optimizer<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

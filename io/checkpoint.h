@@ -130,13 +130,13 @@ class CheckpointLock {
 // state; checks everything before changing anything. A record of another optimizer's state
 // ("sgd.*" given to Adam) is refused, naming both.
 template <class T>
-void restore_checkpoint(const CheckpointContents<T>& contents, NamedTensors<T>& params,
+void restore_checkpoint(const CheckpointContents<T>& contents, const NamedTensors<T>& params,
                         Optimizer<T>& optimizer, const std::string& name);
 
 // read_checkpoint then restore_checkpoint; returns meta. Throws CheckpointError naming the path
 // and the problem.
 template <class T>
-nlohmann::json load_checkpoint(const std::string& path, NamedTensors<T>& params,
+nlohmann::json load_checkpoint(const std::string& path, const NamedTensors<T>& params,
                                Optimizer<T>& optimizer);
 
 }  // namespace tapegrad

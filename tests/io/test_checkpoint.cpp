@@ -81,6 +81,19 @@ TEST(ReliabilityCheckpoint, RoundTripRestoresValuesAndMomentumExactly) {
   fs::remove_all(dir);
 }
 
+// save and load take their parameters in the same forms: a braced list of names and tensors
+// works for both (the tensors are handles, so loading writes into the model's own tensors).
+TEST(ReliabilityCheckpoint, SaveAndLoadTakeTheSameArgumentForms) {
+  const fs::path dir = temp_dir("forms");
+  Model a, b;
+  a.step();
+  save_checkpoint((dir / "ck").string(), {{"w", a.w}, {"b", a.b}}, a.opt);
+  load_checkpoint((dir / "ck").string(), {{"w", b.w}, {"b", b.b}}, b.opt);
+  EXPECT_EQ(b.w.value(), a.w.value());
+  EXPECT_EQ(b.b.value(), a.b.value());
+  fs::remove_all(dir);
+}
+
 TEST(ReliabilityCheckpoint, BadFilesAreRejectedAndTheModelIsUnchanged) {
   const fs::path dir = temp_dir("bad");
   Model a;
