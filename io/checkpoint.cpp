@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -500,6 +501,25 @@ nlohmann::json load_checkpoint(const std::string& path, const NamedTensors<T>& p
   return contents.meta;
 }
 
+template <class T>
+void save_checkpoint(const std::string& path, const NamedTensors<T>& params,
+                     const nlohmann::json& meta) {
+  SGD<T> no_state({}, T(0));  // an optimizer of no parameters writes no state
+  save_checkpoint(path, params, no_state, meta);
+}
+
+template <class T>
+nlohmann::json load_checkpoint(const std::string& path, const NamedTensors<T>& params) {
+  CheckpointContents<T> contents = read_checkpoint<T>(path);
+  auto& tensors = contents.tensors;  // the optimizer's records set aside, the parameters kept
+  tensors.erase(std::remove_if(tensors.begin(), tensors.end(),
+                               [](const auto& t) { return !optimizer_prefix_of(t.first).empty(); }),
+                tensors.end());
+  SGD<T> no_state({}, T(0));
+  restore_checkpoint(contents, params, no_state, path);
+  return contents.meta;
+}
+
 #define TAPEGRAD_INSTANTIATE(T)                                                                    \
   template void save_checkpoint(const std::string&, const NamedTensors<T>&, Optimizer<T>&,         \
                                 const nlohmann::json&);                                            \
@@ -510,7 +530,10 @@ nlohmann::json load_checkpoint(const std::string& path, const NamedTensors<T>& p
   template void restore_checkpoint(const CheckpointContents<T>&, const NamedTensors<T>&,           \
                                    Optimizer<T>&, const std::string&);                             \
   template nlohmann::json load_checkpoint(const std::string&, const NamedTensors<T>&,              \
-                                          Optimizer<T>&);
+                                          Optimizer<T>&);                                          \
+  template void save_checkpoint(const std::string&, const NamedTensors<T>&,                        \
+                                const nlohmann::json&);                                            \
+  template nlohmann::json load_checkpoint(const std::string&, const NamedTensors<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -139,4 +139,13 @@ template <class T>
 nlohmann::json load_checkpoint(const std::string& path, const NamedTensors<T>& params,
                                Optimizer<T>& optimizer);
 
+// Parameters alone, for a model saved or loaded without its optimizer: save writes no optimizer
+// state; load restores the parameters (checked as above) and ignores any optimizer state the file
+// holds. T is given when the parameters are a braced list: save_checkpoint<double>(path, {{...}}).
+template <class T>
+void save_checkpoint(const std::string& path, const NamedTensors<T>& params,
+                     const nlohmann::json& meta = nlohmann::json::object());
+template <class T>
+nlohmann::json load_checkpoint(const std::string& path, const NamedTensors<T>& params);
+
 }  // namespace tapegrad

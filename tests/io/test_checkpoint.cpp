@@ -82,7 +82,8 @@ TEST(ReliabilityCheckpoint, RoundTripRestoresValuesAndMomentumExactly) {
 }
 
 // save and load take their parameters in the same forms: a braced list of names and tensors
-// works for both (the tensors are handles, so loading writes into the model's own tensors).
+// works for both (the tensors are handles, so loading writes into the model's own tensors), with
+// an optimizer or without one.
 TEST(ReliabilityCheckpoint, SaveAndLoadTakeTheSameArgumentForms) {
   const fs::path dir = temp_dir("forms");
   Model a, b;
@@ -91,6 +92,17 @@ TEST(ReliabilityCheckpoint, SaveAndLoadTakeTheSameArgumentForms) {
   load_checkpoint((dir / "ck").string(), {{"w", b.w}, {"b", b.b}}, b.opt);
   EXPECT_EQ(b.w.value(), a.w.value());
   EXPECT_EQ(b.b.value(), a.b.value());
+
+  // Parameters alone: no optimizer to save, and a file with optimizer state loads into a model
+  // without one (the state is ignored); the parameters are checked as ever.
+  Model c;
+  save_checkpoint<double>((dir / "params").string(), {{"w", a.w}, {"b", a.b}});
+  load_checkpoint<double>((dir / "params").string(), {{"w", c.w}, {"b", c.b}});
+  EXPECT_EQ(c.w.value(), a.w.value());
+  Model d;
+  load_checkpoint<double>((dir / "ck").string(), {{"w", d.w}, {"b", d.b}});
+  EXPECT_EQ(d.b.value(), a.b.value());
+  EXPECT_THROW(load_checkpoint<double>((dir / "ck").string(), {{"w", d.w}}), CheckpointError);
   fs::remove_all(dir);
 }
 
