@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "examples/outputs.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;
@@ -37,7 +38,17 @@ Batch batch(std::size_t b, Rng& rng) {
 }
 
 int main(int argc, char** argv) {
+  if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {  // one optional argument: the directory
+    std::cerr << "usage: pointer_attention [OUT_DIR]  (default out/pointer_attention)\n";
+    return argc == 2 && std::string(argv[1]) == "--help" ? 0 : 2;
+  }
   const std::string out = argc > 1 ? argv[1] : "out/pointer_attention";
+  std::error_code ec;  // the destination, checked before any training
+  std::filesystem::create_directories(out, ec);
+  if (ec) {
+    std::cerr << "pointer_attention: error: cannot create " << out << ": " << ec.message() << "\n";
+    return 2;
+  }
   Rng rng(0);
   MultiHeadAttention<double> attention(F, F, F, 16, 2, /*dropout=*/0.0, rng);
   Linear<double> classify(16, V, true, rng);
@@ -65,7 +76,6 @@ int main(int argc, char** argv) {
   // The heads' attention weights of the first held-out sequence, averaged, with its pointers.
   const auto& w =
       attention.attention_weights().value();  // (500 * 2, n, n): sequence 0 is rows 0, 1
-  std::filesystem::create_directories(out);
   std::ofstream gp(out + "/pointer_attention.gp");
   gp << "set terminal pngcairo size 560,500\nset output 'pointer_attention.png'\n$w << EOD\n";
   for (std::size_t i = 0; i < n; ++i, gp << "\n")
@@ -78,9 +88,11 @@ int main(int argc, char** argv) {
      << "heads); circles: the pointers'\nplot $w matrix with image notitle, $pointer with points "
      << "pt 6 ps 2.5 lc 'red' notitle\n";
   gp.close();
-  const bool gnuplot = std::system("command -v gnuplot > /dev/null 2>&1") == 0;
-  if (gnuplot && std::system(("cd '" + out + "' && gnuplot pointer_attention.gp").c_str()) != 0)
+  const bool gnuplot = on_path("gnuplot");  // run without a shell, in the output directory
+  if (gnuplot && run_program(out, {"gnuplot", "pointer_attention.gp"}) != 0) {
+    std::cerr << "pointer_attention: error: gnuplot failed on " << out << "/pointer_attention.gp\n";
     return 1;
+  }
   std::cout << "wrote " << out
             << (gnuplot ? "/pointer_attention.png\n" : "/pointer_attention.gp (no gnuplot)\n");
   return accuracy > 0.9 ? 0 : 1;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "examples/outputs.h"
 #include "tapegrad.h"
 
 using namespace tapegrad;
@@ -39,7 +40,17 @@ struct MLP {
 };
 
 int main(int argc, char** argv) {
+  if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {  // one optional argument: the directory
+    std::cerr << "usage: spiral_classifier [OUT_DIR]  (default out/spiral_classifier)\n";
+    return argc == 2 && std::string(argv[1]) == "--help" ? 0 : 2;
+  }
   const std::string out = argc > 1 ? argv[1] : "out/spiral_classifier";
+  std::error_code ec;  // the destination, checked before any training
+  std::filesystem::create_directories(out, ec);
+  if (ec) {
+    std::cerr << "spiral_classifier: error: cannot create " << out << ": " << ec.message() << "\n";
+    return 2;
+  }
   Rng rng(0);
   const auto [x, y] = spiral(500, rng);            // training set
   const auto [x_test, y_test] = spiral(500, rng);  // held out
@@ -66,7 +77,6 @@ int main(int argc, char** argv) {
     grid(i, 1) = -1.2 + 2.4 * double(i / g) / (g - 1);
   }
   const IndexArray regions = argmax(net(Tensor<double>(grid)), 1);
-  std::filesystem::create_directories(out);
   std::ofstream gp(out + "/spiral_regions.gp");
   gp << "set terminal pngcairo size 640,600\nset output 'spiral_regions.png'\n$grid << EOD\n";
   for (std::size_t i = 0; i < g * g; ++i)
@@ -79,9 +89,11 @@ int main(int argc, char** argv) {
      << accuracy << "'\nplot $grid using 1:2:3 with image notitle, "
      << "$train using 1:2:3 with points pt 7 ps 0.5 lc rgb variable notitle\n";
   gp.close();
-  const bool gnuplot = std::system("command -v gnuplot > /dev/null 2>&1") == 0;
-  if (gnuplot && std::system(("cd '" + out + "' && gnuplot spiral_regions.gp").c_str()) != 0)
+  const bool gnuplot = on_path("gnuplot");  // run without a shell, in the output directory
+  if (gnuplot && run_program(out, {"gnuplot", "spiral_regions.gp"}) != 0) {
+    std::cerr << "spiral_classifier: error: gnuplot failed on " << out << "/spiral_regions.gp\n";
     return 1;
+  }
   std::cout << "wrote " << out
             << (gnuplot ? "/spiral_regions.png\n" : "/spiral_regions.gp (no gnuplot)\n");
   return accuracy > 0.95 ? 0 : 1;
