@@ -210,7 +210,8 @@ Prediction<T> predict(const Data& data, NWModel<T>& model, bool fused) {
 // ---- write: every output staged, then moved into place at once -----------------------------------
 
 // The d = 2 figures' plane: a side x side grid over the training inputs' box, estimated by both
-// poolings in chunks (each chunk's (rows, n_train, d) intermediates stay near 2e6 elements).
+// poolings in chunks (each chunk's (rows, n_train, d + 1) intermediates and (rows, C) estimates
+// stay near 2e6 elements; the (n_train, C) values are shared by every row).
 template <class T>
 void plane_estimates(const Options& options, const Data& data, NWModel<T>& model, PlotData& plot) {
   NoGradGuard no_grad;
@@ -218,7 +219,7 @@ void plane_estimates(const Options& options, const Data& data, NWModel<T>& model
   plot.plane = plane_grid(data.x_train, plot.plane_n);
   const std::size_t total = plot.plane_n * plot.plane_n;
   const double per_row =
-      double(data.n_train()) * double(2 + std::max<std::size_t>(data.classes, 1));
+      double(data.n_train()) * 3 + double(std::max<std::size_t>(data.classes, 1));
   const std::size_t chunk = std::max<std::size_t>(1, std::size_t(2e6 / per_row));
   for (std::size_t start = 0; start < total; start += chunk) {
     const std::size_t rows = std::min(chunk, total - start);

@@ -92,11 +92,12 @@ xt::xarray<T> NWModel<T>::pool(const Tensor<T>& queries, bool fused, bool leave_
 }
 
 // The model's prediction with every training pair as keys, in chunks of queries whose (rows, n, d)
-// intermediates stay near 2e6 elements; attention (when given) receives the (rows, n) weights.
+// and (rows, n) intermediates and (rows, C) output stay near 2e6 elements (the (n, C) values are
+// shared by every row: one matmul per chunk); attention (when given) receives the (rows, n) weights.
 template <class T>
 xt::xarray<T> NWModel<T>::predict(const Tensor<T>& queries, xt::xarray<T>* attention) {
   const std::size_t rows = queries.shape()[0], n = x_train_.shape()[0];
-  const std::size_t per_row = n * (x_train_.shape()[1] + values_.shape()[1] + 1);
+  const std::size_t per_row = n * (x_train_.shape()[1] + 1) + values_.shape()[1];
   const std::size_t chunk = std::max<std::size_t>(1, std::size_t(2e6 / double(per_row)));
   xt::xarray<T> f = xt::zeros<T>({rows, values_.shape()[1]});
   if (attention) *attention = xt::zeros<T>({rows, n});

@@ -67,6 +67,7 @@ namespace {
 constexpr unsigned kClassColours[] = {0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd,
                                       0x8c564b, 0xe377c2, 0x7f7f7f, 0xbcbd22, 0x17becf};
 constexpr std::size_t kLegendClasses = 10;  // legend entries at most (the colours repeat after)
+constexpr std::size_t kDrawnClasses = 20;   // probability curves drawn at most
 
 unsigned class_colour(double label) {
   return kClassColours[std::size_t(std::max(label, 0.0)) % 10];
@@ -413,17 +414,42 @@ std::string class_legend(std::size_t classes) {
   return items;
 }
 
-// d = 1 classification: each class's probability against x (its colour), the training labels on
-// top at p = 1.08 in their class's colour.
+// The classes whose probability curves are drawn: every class up to kDrawnClasses, else the
+// kDrawnClasses whose probability peaks highest at some query of either pooling (ties: the lower
+// class), in class order. Both figures draw the same classes; past ~20 curves a figure is
+// unreadable, and gnuplot's time grows with every curve (1000 classes: seconds).
+std::vector<std::size_t> drawn_classes(const PlotData& d) {
+  std::vector<double> peak(d.classes, 0.0);
+  for (const Matrix* p : {&d.probabilities_nonparametric, &d.probabilities_parametric})
+    for (const std::vector<double>& row : *p)
+      for (std::size_t c = 0; c < std::min(row.size(), d.classes); ++c)
+        peak[c] = std::max(peak[c], row[c]);
+  std::vector<std::size_t> classes(d.classes);
+  std::iota(classes.begin(), classes.end(), std::size_t(0));
+  if (classes.size() <= kDrawnClasses) return classes;
+  std::stable_sort(classes.begin(), classes.end(),
+                   [&](std::size_t a, std::size_t b) { return peak[a] > peak[b]; });
+  classes.resize(kDrawnClasses);
+  std::sort(classes.begin(), classes.end());
+  return classes;
+}
+
+// d = 1 classification: the drawn classes' probabilities against x (column k + 2 of the block holds
+// drawn[k]), each in its class's colour, the training labels on top at p = 1.08.
 void probabilities_figure(std::ostream& os, const std::string& file, const std::string& block,
-                          const std::string& title, std::size_t classes) {
-  os << out(file) << "set title '" << title << "'\nset xlabel 'x'\n"
+                          const std::string& title, const std::vector<std::size_t>& drawn,
+                          std::size_t classes) {
+  os << out(file) << "set title \"" << title;
+  if (drawn.size() < classes)
+    os << "\\n"
+       << drawn.size() << " of " << classes << " classes drawn: those most probable at some query";
+  os << "\"\nset xlabel 'x'\n"
      << "set ylabel 'p(class | x); training labels at the top'\n"
      << "set autoscale\nset yrange [-0.05:1.15]\nset key outside right\nplot ";
-  for (std::size_t c = 0; c < classes; ++c)
-    os << (c ? ", " : "") << "$" << block << " using 1:" << c + 2 << " with lines lw 2 lc rgb '"
-       << rgb(class_colour(double(c))) << "' "
-       << (c < kLegendClasses ? "title 'class " + std::to_string(c) + "'" : "notitle");
+  for (std::size_t k = 0; k < drawn.size(); ++k)
+    os << (k ? ", " : "") << "$" << block << " using 1:" << k + 2 << " with lines lw 2 lc rgb '"
+       << rgb(class_colour(double(drawn[k]))) << "' "
+       << (k < kLegendClasses ? "title 'class " + std::to_string(drawn[k]) + "'" : "notitle");
   os << ", $train using 1:(1.08):3 with points pt 7 ps 0.6 lc rgb variable notitle\n";
 }
 
@@ -467,10 +493,11 @@ void plane_figure(std::ostream& os, const std::string& file, const std::string& 
        << "$train using 1:2 with points pt 7 " << ps << " lc rgb 'black'\n";
 }
 
-std::vector<std::vector<double>> probability_columns(const std::vector<double>& x,
-                                                     const Matrix& p) {
+// x, then the probability column of each drawn class.
+std::vector<std::vector<double>> probability_columns(const std::vector<double>& x, const Matrix& p,
+                                                     const std::vector<std::size_t>& drawn) {
   std::vector<std::vector<double>> cols = {x};
-  for (std::size_t c = 0; !p.empty() && c < p[0].size(); ++c) {
+  for (std::size_t c : drawn) {
     cols.push_back({});
     for (const auto& row : p) cols.back().push_back(row[c]);
   }
@@ -486,13 +513,16 @@ std::string nd_script(const PlotData& d) {
   datablock(os, "train", training_columns(d), train);
   if (d.d == 1) {
     const std::vector<std::size_t> queries = picked(sorted_rows(d.x_query, 1), kMaxCurvePoints);
-    datablock(os, "prob_np", probability_columns(d.x_query, d.probabilities_nonparametric),
+    const std::vector<std::size_t> classes = drawn_classes(d);
+    datablock(os, "prob_np", probability_columns(d.x_query, d.probabilities_nonparametric, classes),
               queries);
-    datablock(os, "prob_p", probability_columns(d.x_query, d.probabilities_parametric), queries);
+    datablock(os, "prob_p", probability_columns(d.x_query, d.probabilities_parametric, classes),
+              queries);
     probabilities_figure(os, "probabilities_nonparametric.png", "prob_np",
-                         "Nonparametric attention pooling (" + d.kernel_label + ")", d.classes);
+                         "Nonparametric attention pooling (" + d.kernel_label + ")", classes,
+                         d.classes);
     probabilities_figure(os, "probabilities_parametric.png", "prob_p",
-                         "Parametric attention pooling (learned w)", d.classes);
+                         "Parametric attention pooling (learned w)", classes, d.classes);
   }
   if (d.d == 2) {
     plane_block(os, "plane_np", d, d.plane_nonparametric);

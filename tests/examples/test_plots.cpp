@@ -215,3 +215,53 @@ TEST(Plots, ClassPlotsHaveADiscretePaletteAndOneLegendEntryPerClass) {
   EXPECT_NE(colour(0), colour(1));
   EXPECT_EQ(colour(1), colour(4));
 }
+
+// d = 1 classification with many classes: the probability figures draw the 20 classes that peak
+// highest at some query (the same classes in both figures, in class order, each column its class's
+// probabilities), and the title says how many of how many are drawn; with few classes, all.
+TEST(Plots, ManyClassesDrawTheMostProbableOnes) {
+  const std::size_t classes = 1000, m = 30;
+  PlotData d;
+  d.d = 1, d.classification = true, d.classes = classes;
+  for (std::size_t i = 0; i < m; ++i) {
+    d.x_train.push_back(double(i)), d.y_train.push_back(double((i * 37) % classes));
+  }
+  d.x_query = d.x_train;
+  d.average = d.nonparametric = d.parametric = d.y_train;
+  d.attention_nonparametric = d.attention_parametric = Matrix(m, std::vector<double>(m, 1.0 / m));
+  d.kernel_label = "gaussian, sigma = 1";
+  d.loss = {1.0};
+  // Query i puts 0.5 on class 37 i (nonparametric) or 999 - i (parametric), the rest spread thinly.
+  d.probabilities_nonparametric = d.probabilities_parametric =
+      Matrix(m, std::vector<double>(classes, 0.5 / double(classes - 1)));
+  for (std::size_t i = 0; i < m; ++i) {
+    d.probabilities_nonparametric[i][(i * 37) % classes] = 0.5;
+    d.probabilities_parametric[i][classes - 1 - i] = 0.4 + 0.001 * double(i);
+  }
+  std::string script = gnuplot_script(d);
+  // Peaks: 0.5 for 30 nonparametric classes, then 0.4.. for parametric; the top 20 are classes 37 i.
+  EXPECT_EQ(count(script, "20 of 1000 classes drawn"), 2u);
+  const std::vector<std::string> np = block_lines(script, "prob_np");
+  ASSERT_EQ(np.size(), m);
+  ASSERT_EQ(numbers(np[0]).size(), 21u);  // x and 20 classes
+  std::vector<std::size_t> expected;
+  for (std::size_t i = 0; i < m; ++i) expected.push_back((i * 37) % classes);
+  std::sort(expected.begin(), expected.end());
+  expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
+  expected.resize(20);  // ties at 0.5: the lower classes
+  for (std::size_t k = 0; k < 20; ++k) {
+    const std::string entry = "title 'class " + std::to_string(expected[k]) + "'";
+    EXPECT_EQ(count(script, entry), k < 10 ? 2u : 0u) << entry;  // the legend names 10
+  }
+  // Column k + 2 of row i is class expected[k]'s probability at query i (x = i, rows in x order).
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t k = 0; k < 20; ++k)
+      EXPECT_NEAR(numbers(np[i])[k + 1], d.probabilities_nonparametric[i][expected[k]], 1e-6);
+  d.classes = 3;
+  for (Matrix* p : {&d.probabilities_nonparametric, &d.probabilities_parametric})
+    for (auto& row : *p) row.resize(3);
+  for (double& y : d.y_train) y = std::fmod(y, 3.0);
+  script = gnuplot_script(d);
+  EXPECT_EQ(script.find("classes drawn"), std::string::npos);
+  EXPECT_EQ(numbers(block_lines(script, "prob_p")[0]).size(), 4u);
+}
