@@ -75,10 +75,10 @@ def sweep_table(results, n, dt):
     widths = widths_of(results)
     ws = sorted({r["w"] for r in results if r["workload"] in ("W1f", "W1b") and r.get("n") == n
                  and r["dtype"] == dt and r["threads"] == 2})
-    lines = ["| w | tapegrad fused ms | tapegrad clang ms | PyTorch plain ms | LibTorch plain ms | "
-             "PyTorch chapter ms | **tapegrad / PyTorch plain** | tapegrad / PyTorch plain, as shipped | "
-             "tapegrad / LibTorch | clang / gcc |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| w | tapegrad fused ms | its exps alone ms | tapegrad clang ms | PyTorch plain ms | "
+             "LibTorch plain ms | PyTorch chapter ms | **tapegrad / PyTorch plain** | "
+             "tapegrad / PyTorch plain, as shipped | tapegrad / LibTorch | clang / gcc |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for w in ws:
         tg = find(results, "tapegrad", "W1f", dt, n=n, w=w)
         cl = find(results, "tapegrad-clang", "W1f", dt, n=n, w=w)
@@ -88,7 +88,8 @@ def sweep_table(results, n, dt):
         tw = find(results, "torch", "W1", dt, n=n, w=w)
         if not any((tg, tb)):
             continue
-        lines.append(f"| {w_label(w, widths, n)} | {ms(tg)} | {ms(cl)} | {ms(tb)} | {ms(lb)} | "
+        lines.append(f"| {w_label(w, widths, n)} | {ms(tg)} | {ms(tg, 'exp_floor_ms')} | {ms(cl)} | "
+                     f"{ms(tb)} | {ms(lb)} | "
                      f"{ms(tw)} | **{fmt_ratio(ratio(tg, tb))}** | {fmt_ratio(ratio(tg, tbd))} | "
                      f"{fmt_ratio(ratio(tg, lb))} | {fmt_ratio(ratio(cl, tg))} |")
     return "\n".join(lines)
@@ -112,20 +113,7 @@ def softmax_table(results):
                              f"{ms(l, f)} | **{fmt_ratio(ratio(g, t, f))}** | "
                              f"{fmt_ratio(ratio(g, td, f))} | {fmt_ratio(ratio(g, l, f))} | "
                              f"{fmt_ratio(ratio(c, g, f))} |")
-            # tapegrad's backward(std::move(seed)) against the others' backward(G) (no copy there)
-            f, m = "median_ms", "moved_ms_median"
-            lines.append(f"| {label} | {dt} | fwd+bwd, seed moved in | {ms(g, m)} | {ms(c, m)} | "
-                         f"{ms(t, f)} | {ms(l, f)} | **{fmt_ratio(moved_ratio(g, t))}** | "
-                         f"{fmt_ratio(moved_ratio(g, td))} | {fmt_ratio(moved_ratio(g, l))} | "
-                         f"{fmt_ratio(ratio(c, g, m))} |")
     return "\n".join(lines)
-
-
-def moved_ratio(g, other):
-    """tapegrad's W4 forward+backward with the seed moved in against another side's backward(G)."""
-    if not g or not other or "moved_ms_median" not in g or "median_ms" not in other:
-        return None
-    return g["moved_ms_median"] / other["median_ms"]
 
 
 def program_table(results):
@@ -321,8 +309,9 @@ def verdicts():
 def targets_sharp_attention(results):
     """Sharper attention must not cost more: the fused epoch at n = 4000 never gets slower as w
     grows (from w = 2, 10% noise allowed) and beats PyTorch's plain rewrite 10x at w = 50; the
-    n = 100000 epoch at the trained width takes under 0.5 s; softmax over logits that underflow
-    costs no more than PyTorch's."""
+    n = 100000 epoch at the trained width takes under 0.5 s; softmax, forward and forward +
+    backward(G) with the caller's G, costs no more than PyTorch's and LibTorch's at every logit
+    range, sharp (underflowing) ones included."""
     out, line = verdicts()
     for dt in ("float32", "float64"):
         rows = sorted((r for r in results if r["impl"] == "tapegrad" and r["workload"] == "W1f"
@@ -333,12 +322,13 @@ def targets_sharp_attention(results):
             seq = ", ".join(f"{r['w']:g}: {r['median_ms']:.3g}" for r in rows)
             line(worst <= 1.1, f"fused epoch n=4000 {dt} non-increasing in w from w = 2 (10% noise "
                  f"allowed): largest step up x{worst:.3g} (ms by w: {seq})", *rows)
-    g = find(results, "tapegrad", "W1f", "float32", n=4000, w=50)
-    t = find(results, "torch", "W1b", "float32", n=4000, w=50)
-    x = ratio(t, g)
-    if x is not None:
-        line(x >= 10, f"fused epoch n=4000 w=50 float32: {x:.3g}x faster than PyTorch's plain "
-             f"rewrite (target >= 10x)", g, t)
+    for w in sorted({50, widths_of(results).get(4000, 50)}):
+        g = find(results, "tapegrad", "W1f", "float32", n=4000, w=w)
+        t = find(results, "torch", "W1b", "float32", malloc="default", n=4000, w=w)
+        x = ratio(t, g)
+        if x is not None:
+            line(x >= 25, f"fused epoch n=4000 w={w:g} float32: {x:.3g}x faster than PyTorch's "
+                 f"plain rewrite as shipped (target >= 25x)", g, t)
     for r in results:
         if r["workload"] == "W1f" and r.get("big") and r["impl"] == "tapegrad":
             if "error" in r:
@@ -346,15 +336,16 @@ def targets_sharp_attention(results):
             elif r["dtype"] == "float32":
                 line(r["median_ms"] < 500, f"fused epoch n={r['n']} float32 at the trained width "
                      f"w = {r['w']:g}: {r['median_ms'] / 1e3:.3g} s (target < 0.5 s)", r)
-    for lg in LOGITS[1:]:
-        g, t = find(results, "tapegrad", "W4", "float32", logits=lg), \
-            find(results, "torch", "W4", "float32", logits=lg)
-        for name, x in (("fwd", ratio(g, t, "fwd_ms_median")),
-                        ("fwd+bwd, seed moved in", moved_ratio(g, t)),
-                        ("fwd+bwd, lvalue seed (copied)", ratio(g, t))):
-            if x is not None:
-                line(x <= 1.0, f"softmax (4000,4000) float32 U[-{lg}, 0] {name}: tapegrad/PyTorch "
-                     f"= {x:.3g} (target <= 1)", g, t)
+    for lg in LOGITS:
+        g = find(results, "tapegrad", "W4", "float32", logits=lg)
+        label = "N(0, 1)" if lg == "randn" else f"U[-{lg}, 0]"
+        for side, name in (("torch", "PyTorch"), ("libtorch", "LibTorch")):
+            o = find(results, side, "W4", "float32", logits=lg)
+            for what, field in (("fwd", "fwd_ms_median"), ("fwd+bwd, lvalue seed", "median_ms")):
+                x = ratio(g, o, field)
+                if x is not None:
+                    line(x <= 1.0, f"softmax (4000,4000) float32 {label} {what}: tapegrad/{name} "
+                         f"= {x:.3g} (target <= 1)", g, o)
     return out
 
 
@@ -449,6 +440,11 @@ def targets_fused_op(results):
             ps = 4000 * 3999 / (f["median_ms"] / 1e3)
             goal = 2e9 if dt == "float32" else 0.9e9
             line(ps >= goal, f"fused W1 n=4000 w=0.8 {dt}: {ps:.3g} pairs/s (target >= {goal:.2g})", f)
+            if dt == "float32" and "exp_floor_ms" in f:
+                fl = f["exp_floor_ms"]
+                line(f["median_ms"] <= 4.2, f"fused W1 n=4000 w=0.8 float32: {f['median_ms']:.3g} ms "
+                     f"(target <= 4.2 ms, or the floor: its exps alone take {fl:.3g} ms, the epoch "
+                     f"{f['median_ms'] / fl:.3g}x that)", f)
             f1 = find(results, "tapegrad", "W1f", dt, 1, n=4000, w=0.8)
             if f1:
                 s = f1["median_ms"] / f["median_ms"]

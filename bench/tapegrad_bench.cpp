@@ -21,7 +21,9 @@
 //        w is set to --w (default 0.8, the chapter's w_init) before every epoch (untimed), so
 //        every repetition runs at that width: the cost of the fused op depends on w (how many
 //        weights underflow), and a benchmark that let w drift would time a moving target.
-//   W1f  the same epoch through the fused op: forward_fused(x, x, y, leave_one_out = true).
+//   W1f  the same epoch through the fused op: forward_fused(x, x, y, leave_one_out = true); also
+//        exp_floor_ms (n <= 10000), the median of one pass of the n^2 weights' exps and sums alone
+//        (the floor of any exact epoch).
 //   W2   nonparametric Gaussian prediction, attention matrix materialised, under NoGradGuard:
 //        models' nadaraya_watson(), n_query = n_train = n.
 //   W2c  the same prediction written with the composed ops as the chapter writes it
@@ -30,9 +32,8 @@
 //   fit  not a timing: trains w with the fused op (full-batch SGD, --epochs E at --lr, from --w)
 //        on the benchmark's data at --n and reports the width reached ("w_reached"). bench/run.py
 //        runs it first, to benchmark W1f "at the width training reaches".
-//   W4   softmax of (4000,4000) along axis 1: forward alone (fwd_ms_median), forward+backward with
-//        the seed moved in (moved_ms_median) and forward+backward
-//        with a random upstream gradient (median_ms). --logits randn: N(0, 1) logits; --logits R
+//   W4   softmax of (4000,4000) along axis 1: forward alone (fwd_ms_median) and forward+backward
+//        with a random upstream gradient G, an lvalue that backward borrows (median_ms). --logits randn: N(0, 1) logits; --logits R
 //        (a number): uniform in [-R, 0], where exp(logit - max) spans down to e^-R: R = 300
 //        underflows most of every row, the regime of a sharp attention.
 //   W5   one training epoch on d = 2 inputs (bench_data.h's make_data_2d) through the fused d-D
@@ -45,6 +46,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -60,6 +62,8 @@
 #include "bench/bench_data.h"
 #include "models/nadaraya_watson.h"
 #include "ops/fused/nw_attention.h"
+#include "ops/kernels/exp.h"
+#include "ops/kernels/parallel.h"
 #include "optim/sgd.h"
 #include "tapegrad.h"
 
@@ -166,6 +170,48 @@ Tensor<T> to_tensor(const std::vector<double>& v, bool requires_grad = false) {
 // width before every epoch so that every repetition does the same work.
 constexpr double kLr = 0.5;
 
+// One row of the floor below: f_i = sum_j e_ij y_j / sum_j e_ij. flatten: fast_exp inlined, so
+// that the loop is vectorised (as in the op's pass).
+template <class T>
+[[gnu::flatten]] T exp_floor_row(const T* x, const T* y, std::size_t n, T xi, T w) {
+  T z = 0, zv = 0;
+#pragma omp simd reduction(+ : z, zv)
+  for (std::size_t j = 0; j < n; ++j) {
+    const T dw = (xi - x[j]) * w;
+    const T e = kernels::fast_exp_nonpositive(T(-0.5) * (dw * dw));
+    z += e;
+    zv += e * y[j];
+  }
+  return zv / z;
+}
+
+// The floor of an exact fused epoch (W1f's exp_floor_ms): the n^2 weights' exps alone,
+// e_ij = exp(-((x_i - x_j) w)^2 / 2), each summed into z_i and sum_j e_ij y_j in one pass, the rows
+// split over the threads as the op splits them. Any exact epoch computes these exps; the op's
+// pass adds the shift by the nearest key, the leave-one-out skip and the slopes e_ij A_ij, and
+// its epoch adds the sort, the tape and the step.
+template <class T>
+double exp_floor_ms(const std::vector<double>& xd, const std::vector<double>& yd, double w_bench,
+                    const TimingPolicy& pol) {
+  const std::vector<T> x(xd.begin(), xd.end()), y(yd.begin(), yd.end());
+  const T w = static_cast<T>(w_bench);
+  const long n = static_cast<long>(x.size());
+  double total = 0;
+  auto pass = [&] {
+    total = 0;
+#pragma omp parallel reduction(+ : total)
+    {
+      const kernels::FlushDenormals flush;
+#pragma omp for schedule(static)
+      for (long i = 0; i < n; ++i)
+        total += double(exp_floor_row(x.data(), y.data(), x.size(), x[std::size_t(i)], w));
+    }
+  };
+  const double ms = median_of(time_it(pol, pass).ms);
+  if (!std::isfinite(total)) throw std::runtime_error("exp floor: a non-finite estimate");
+  return ms;
+}
+
 // W1 / W1f: one training epoch at width w_bench.
 template <class T>
 void run_train(const std::string& wl, std::size_t n, double w_bench, const TimingPolicy& pol,
@@ -212,6 +258,7 @@ void run_train(const std::string& wl, std::size_t n, double w_bench, const Timin
   put_stats(out, t);
   // fwd_ms also holds the warm-up epochs; they are few and the median ignores them.
   out["fwd_ms_median"] = median_of(fwd_ms);
+  if (fused && n <= 10000) out["exp_floor_ms"] = exp_floor_ms<T>(d.x, d.y, w_bench, pol);
   out["shape"] = "n=" + std::to_string(n);
 }
 
@@ -360,18 +407,8 @@ void run_softmax(const std::string& logits, const TimingPolicy& pol, json& out) 
     const Tensor<T> Y = softmax(X, 1);
     Y.backward(G);
   };
-  // The same with the seed moved in (Y.backward(std::move(seed))): backward takes d(loss)/d(Y) by
-  // value, so the lvalue G above is copied (64 MB in float32) on every call, which PyTorch's
-  // backward(G) never does. The copy is made before the clock starts.
-  xt::xarray<T> seed;
-  auto fwdbwd_moved = [&] {
-    X.clear_grad();
-    const Tensor<T> Y = softmax(X, 1);
-    Y.backward(std::move(seed));
-  };
   const Timing tf = time_it(pol, fwd);
   out["fwd_ms_median"] = median_of(tf.ms);
-  out["moved_ms_median"] = median_of(time_it(pol, fwdbwd_moved, [&] { seed = G; }).ms);
   put_stats(out, time_it(pol, fwdbwd));
   out["shape"] = "(4000,4000) dim=1";
   out["logits"] = logits;
