@@ -15,6 +15,8 @@ Stages, in order:
   6. n = 100000: one fused epoch at the trained width;
   7. examples' nadaraya_watson: its own epochs at the trained width (3 runs per dtype: its median
      epoch against W1f's, and its first epochs against its median).
+  8. examples' nadaraya_watson classifying n = 5000 points of 2 and of 1000 classes, --epochs 0,
+     figures included (3 runs each): the class count's cost.
 Every configuration runs in a fresh process with OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
 MKL_NUM_THREADS = threads, one at a time.  Before each process the driver waits (bounded) for idle
 CPUs and records how busy they were, because this machine may be shared.
@@ -274,6 +276,43 @@ def run_program(args, n, w, dtype, epochs, run):
     return res
 
 
+CLASSES_N = 5000  # the classification program's points (run_program_classes)
+
+
+def run_program_classes(args, classes, run):
+    """examples/nadaraya_watson --task classification --epochs 0 --dtype float64 on CLASSES_N
+    points of d = 1 (x uniform in [0, 5), the same for every class count; label i % classes),
+    figures included, as a user runs it: the whole process's wall time (median_ms). Class count
+    should cost O(n C) on top of O(n^2), not O(n^2 C)."""
+    import random
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        data, out = os.path.join(tmp, "train.csv"), os.path.join(tmp, "out")
+        rng = random.Random(20)
+        with open(data, "w") as f:
+            f.write("x,y\n" + "".join(f"{5 * rng.random():.9g},{i % classes}\n"
+                                        for i in range(CLASSES_N)))
+        cmd = [args.program, "--task", "classification", "--epochs", "0", "--dtype", "float64",
+               "--threads", "2", "--quiet", "--train", data, "--out", out]
+        busy, waited = wait_idle(args.idle_wait)
+        t0 = time.time()
+        b0, c0 = cpu_jiffies()[0], children_cpu_s()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(2, "tuned"),
+                           timeout=args.timeout)
+        wall = time.time() - t0
+        other = ((cpu_jiffies()[0] - b0) / os.sysconf("SC_CLK_TCK") - (children_cpu_s() - c0)) / \
+            (wall * os.cpu_count())
+        res = dict(impl="program-classes", workload="classes", n=CLASSES_N, classes=classes,
+                   dtype="float64", threads=2, malloc="tuned", run=run,
+                   others_cpu_during=round(max(0.0, other), 3), cpu_busy_before=round(busy, 3),
+                   wall_s=round(wall, 2), median_ms=round(1e3 * wall, 1),
+                   figures=os.path.exists(os.path.join(out, "probabilities_parametric.png")),
+                   command=" ".join(cmd[:-4] + ["--train", "CSV", "--out", "DIR"]))
+        if r.returncode != 0:
+            res["error"] = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+    return res
+
+
 FIT_LR_BIG = 10.0  # the big n's fit (see find_widths)
 
 
@@ -405,6 +444,10 @@ def run_all(args, info, outdir):
         for dt in args.dtypes:
             for run in range(1, args.program_runs + 1):
                 log(run_program(args, 4000, widths[4000], dt, args.program_epochs, run))
+    if args.program and (not args.only or "classes" in args.only):
+        for run in range(1, args.program_runs + 1):
+            for classes in (2, 1000):
+                log(run_program_classes(args, classes, run))
     jsonl.close()
     print(f"# done in {time.time() - t_start:.0f} s", flush=True)
     return results
@@ -458,8 +501,9 @@ def parser():
                     help="an earlier run's results.jsonl: its tapegrad / PyTorch ratios beside "
                          "this run's, row by row (did anything lose ground?)")
     ap.add_argument("--only", nargs="+", default=None, metavar="WORKLOAD",
-                    choices=["W1", "W1f", "W1b", "W2", "W2c", "W3", "W4", "W5"],
-                    help="run only these workloads (W1 W1f W1b W2 W2c W3 W4 W5), e.g. after a change")
+                    choices=["W1", "W1f", "W1b", "W2", "W2c", "W3", "W4", "W5", "classes"],
+                    help="run only these workloads (W1 W1f W1b W2 W2c W3 W4 W5, and classes: the "
+                         "classification program at 2 and 1000 classes), e.g. after a change")
     ap.add_argument("--update-doc", nargs="?", const=os.path.join(HERE, "..", "docs", "performance.md"),
                     default=None, metavar="DOC",
                     help="after the run, rewrite DOC's generated block (default docs/performance.md), "

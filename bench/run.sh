@@ -4,7 +4,7 @@
 #   bash bench/run.sh --update-doc   # the same, then rewrites docs/performance.md's generated block,
 #                                    # its appendix docs/performance_detail.md and the plots
 #   bash bench/run.sh --quick        # fewer widths, sizes and reps (under 5 min): a smoke test
-#   bash bench/run.sh --only W4      # only some workloads (W1 W1f W1b W2 W2c W3 W4 W5)
+#   bash bench/run.sh --only W4      # only some workloads (W1 W1f W1b W2 W2c W3 W4 W5 classes)
 #   bash bench/run.sh --help         # this text and bench/run.py's options; builds nothing
 # Other arguments go to bench/run.py (e.g. --against bench/results/<stamp>/results.jsonl); they are
 # checked before anything is built, and a bad one exits 2 with one line.

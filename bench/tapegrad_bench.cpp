@@ -23,7 +23,9 @@
 //        weights underflow), and a benchmark that let w drift would time a moving target.
 //   W1f  the same epoch through the fused op: forward_fused(x, x, y, leave_one_out = true); also
 //        exp_floor_ms (n <= 10000), the median of one pass of the n^2 weights' exps and sums alone
-//        (the floor of any exact epoch).
+//        (the floor of any exact epoch); and with 2 threads, interleaved_1thread_ms and
+//        interleaved_2thread_ms, the epoch on 1 and 2 threads alternately (the speedup, measured
+//        in one process).
 //   W2   nonparametric Gaussian prediction, attention matrix materialised, under NoGradGuard:
 //        models' nadaraya_watson(), n_query = n_train = n.
 //   W2c  the same prediction written with the composed ops as the chapter writes it
@@ -55,6 +57,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -212,6 +215,28 @@ double exp_floor_ms(const std::vector<double>& xd, const std::vector<double>& yd
   return ms;
 }
 
+// The 2-thread speedup of an epoch, measured in one process: rounds of a few epochs on 1 thread,
+// then on 2, alternating, so that a drift of the machine's speed (a shared host) weighs on both
+// alike. Returns {median 1-thread ms, median 2-thread ms}; the first epoch after each switch is
+// not timed (the team changes size).
+std::pair<double, double> interleaved_thread_ms(const std::function<void()>& epoch,
+                                                const std::function<void()>& reset) {
+  const int threads = omp_get_max_threads();
+  std::vector<double> ms[2];
+  for (int round = 0; round < 40; ++round)
+    for (int k : {0, 1}) {
+      omp_set_num_threads(k + 1);
+      for (int rep = 0; rep < 3; ++rep) {
+        reset();
+        const auto t0 = Clock::now();
+        epoch();
+        if (rep > 0) ms[k].push_back(1e3 * seconds_since(t0));
+      }
+    }
+  omp_set_num_threads(threads);
+  return {median_of(ms[0]), median_of(ms[1])};
+}
+
 // W1 / W1f: one training epoch at width w_bench.
 template <class T>
 void run_train(const std::string& wl, std::size_t n, double w_bench, const TimingPolicy& pol,
@@ -259,6 +284,10 @@ void run_train(const std::string& wl, std::size_t n, double w_bench, const Timin
   // fwd_ms also holds the warm-up epochs; they are few and the median ignores them.
   out["fwd_ms_median"] = median_of(fwd_ms);
   if (fused && n <= 10000) out["exp_floor_ms"] = exp_floor_ms<T>(d.x, d.y, w_bench, pol);
+  if (fused && n <= 10000 && omp_get_max_threads() == 2) {
+    const auto [one, two] = interleaved_thread_ms(epoch, reset);
+    out["interleaved_1thread_ms"] = one, out["interleaved_2thread_ms"] = two;
+  }
   out["shape"] = "n=" + std::to_string(n);
 }
 
