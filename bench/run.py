@@ -305,7 +305,7 @@ def run_program_classes(args, classes, run):
         res = dict(impl="program-classes", workload="classes", n=CLASSES_N, classes=classes,
                    dtype="float64", threads=2, malloc="tuned", run=run,
                    others_cpu_during=round(max(0.0, other), 3), cpu_busy_before=round(busy, 3),
-                   wall_s=round(wall, 2), median_ms=round(1e3 * wall, 1),
+                   wall_s=round(wall, 2), median_ms=round(1e3 * wall, 1), reps=1,
                    figures=os.path.exists(os.path.join(out, "probabilities_parametric.png")),
                    command=" ".join(cmd[:-4] + ["--train", "CSV", "--out", "DIR"]))
         if r.returncode != 0:
