@@ -13,8 +13,9 @@ Stages, in order:
   4. the composed-ops workloads at w = 0.8 (W1 composed against n, W2, W3, 1 thread);
   5. W5: a d = 2 epoch through the fused d-D ops (regression, cross-entropy) against PyTorch;
   6. n = 100000: one fused epoch at the trained width;
-  7. examples' nadaraya_watson: its own epochs at the trained width (3 runs per dtype: its median
-     epoch against W1f's, and its first epochs against its median).
+  7. examples' nadaraya_watson: its own epochs at the trained width (3 runs per dtype, each just
+     after a W1f process at the same width: its median epoch against that W1f's, and its first
+     epochs against its median).
   8. examples' nadaraya_watson classifying n = 5000 points of 2 and of 1000 classes, --epochs 0,
      figures included (3 runs each): the class count's cost.
 Every configuration runs in a fresh process with OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
@@ -443,6 +444,10 @@ def run_all(args, info, outdir):
     if args.program and 4000 in widths and (not args.only or "W1f" in args.only):
         for dt in args.dtypes:
             for run in range(1, args.program_runs + 1):
+                # the benchmark's epoch at the same w just before, so that the two are compared
+                # back to back (a shared host's speed drifts over a run)
+                log(run_one(args, C("tapegrad", "W1f", n=4000, dtype=dt, w=widths[4000],
+                                    beside="program", run=run)))
                 log(run_program(args, 4000, widths[4000], dt, args.program_epochs, run))
     if args.program and (not args.only or "classes" in args.only):
         for run in range(1, args.program_runs + 1):
