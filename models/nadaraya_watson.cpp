@@ -14,6 +14,7 @@
 #include "ops/elementwise.h"
 #include "ops/fused/nw_attention.h"
 #include "ops/indexing.h"
+#include "ops/kernels/nearest.h"
 #include "ops/linalg.h"
 #include "ops/reduction.h"
 #include "ops/repeat.h"
@@ -34,45 +35,44 @@ Tensor<T> as_matrix(const Tensor<T>& t) {
 
 using LD = long double;
 
-// Half the excess of key k's squared scaled distance from q over key x*'s, as nw_logits forms it,
-//   sum_c ((x*_c - k_c) w_c) ((q_c - k_c) / 2 + (q_c - x*_c) / 2) w_c  (< 0: k is nearer),
-// in long double, where no float or double input overflows.
+// The largest |v_j| of count numbers, or inf when one is not finite.
 template <class T>
-LD excess(const T* q, const T* k, const T* x, const T* w, std::size_t d, bool shared_w) {
-  LD s = 0;
-  for (std::size_t c = 0; c < d; ++c) {
-    const LD wc = w[shared_w ? 0 : c];
-    s += (LD(x[c]) - k[c]) * wc * ((LD(q[c]) - k[c]) / 2 + (LD(q[c]) - x[c]) / 2) * wc;
+LD max_abs(const T* v, std::size_t count) {
+  T r = 0;
+  int finite = 1;
+#pragma omp simd reduction(max : r) reduction(& : finite)
+  for (std::size_t j = 0; j < count; ++j) {
+    const T a = std::abs(v[j]);
+    finite &= a <= std::numeric_limits<T>::max();
+    r = std::max(r, a);
   }
-  return s;
+  return finite ? LD(r) : LD(INFINITY);
 }
 
-// The nearest of the keys (m, d) to q by excess (the first of equally near ones).
-template <class T>
-std::size_t nearest_index(const T* q, const T* keys, std::size_t m, const T* w, std::size_t d,
-                          bool shared_w) {
-  std::size_t best = 0;
-  for (std::size_t j = 1; j < m; ++j)
-    if (excess(q, keys + j * d, keys + best * d, w, d, shared_w) < 0) best = j;
-  return best;
-}
-
-// Row i of nw_logits' constants: x*_i, query i's nearest key, into nearest (n, 1, d); S_i into
-// scale (n, 1): 1, or the power of two w is divided by so that no product of the logits' ops
-// overflows: |h (w / S)^2| <= M and |e h (w / S)^2| <= M / d, with e = x* - k and h = (a + b) / 2
-// as in nw_logits, M a quarter of T's largest value. keys (n, m, d), or (1, m, d) shared.
+// Row i of nw_logits' constants: x*_i, query i's nearest key (kernels::nearest_keys), into nearest
+// (n, 1, d); S_i into scale (n, 1): 1, or the power of two w is divided by so that no product of
+// the logits' ops overflows: |h (w / S)^2| <= M and |e h (w / S)^2| <= M / d, with e = x* - k and
+// h = (a + b) / 2 as in nw_logits, M a quarter of T's largest value. keys (n, m, d), or (1, m, d)
+// shared. A row whose bound from its largest magnitudes already gives S = 1 skips the key loop.
 template <class T>
 void row_constants(const xt::xarray<T>& queries, const xt::xarray<T>& keys, const xt::xarray<T>& w,
                    xt::xarray<T>& nearest, xt::xarray<T>& scale) {
   const std::size_t n = queries.shape()[0], m = keys.shape()[1], d = queries.shape()[1];
-  const LD big = std::numeric_limits<T>::max() / 4;
+  const bool per_row = keys.shape()[0] != 1;
+  const LD big = std::numeric_limits<T>::max() / 4, w_max = max_abs(w.data(), w.size());
   nearest = xt::zeros<T>({n, std::size_t(1), d});
   scale = xt::ones<T>({n, std::size_t(1)});
-  for (std::size_t i = 0; i < n && m > 0; ++i) {
-    const T *row = keys.data() + (keys.shape()[0] == 1 ? 0 : i * m * d),
-            *q = queries.data() + i * d;
-    const std::size_t best = nearest_index(q, row, m, w.data(), d, w.size() == 1);
-    const T* x = std::copy(row + best * d, row + (best + 1) * d, nearest.data() + i * d) - d;
+  if (m == 0) return;
+  const std::vector<std::size_t> best =
+      kernels::nearest_keys(queries.data(), n, keys.data(), m, per_row, w.data(), w.size(), d);
+  const LD k_max = max_abs(keys.data(), keys.size());  // over every row's keys: a bound for each
+  for (std::size_t i = 0; i < n; ++i) {
+    const T *row = keys.data() + (per_row ? i * m * d : 0), *q = queries.data() + i * d;
+    const T* x = std::copy(row + best[i] * d, row + (best[i] + 1) * d, nearest.data() + i * d) - d;
+    // No difference overflows T (q_max + k_max <= big), so |a|, |b| <= 2 (q_max + k_max) and
+    // |e| <= 4 k_max after rounding: a bound of every h and e h below big means S = 1.
+    const LD span = max_abs(q, d) + k_max, h_bound = 2 * span * w_max * w_max;
+    if (span <= big && h_bound * std::max(LD(1), 4 * k_max * LD(d)) <= big) continue;
     LD need = 1;
     for (std::size_t j = 0; j < m * d; ++j) {
       const std::size_t c = j % d;
@@ -112,7 +112,7 @@ xt::xarray<T> compact_kernel_weights(const xt::xarray<T>& queries, const xt::xar
                               ") has no training input within the " + to_string(kernel) +
                               " kernel's support (sigma " + std::to_string(sigma) + ")");
     }
-    k(i, nearest_index(&queries(i, 0), x.data(), m, &one, d, true)) = T(1);
+    k(i, kernels::nearest_key_scan(&queries(i, 0), x.data(), m, &one, 1, d)) = T(1);
     ++empty_rows;
   }
   return k;

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <limits>
 
-#include <xtensor/xbroadcast.hpp>
 #include <xtensor/xoperation.hpp>
 
 #include "ops/common.h"
@@ -317,7 +316,8 @@ template <class T, class F>
 xt::xarray<bool> compare(const std::string& op, const Tensor<T>& a, const Tensor<T>& b, F f) {
   check_binary(op, a, b);
   const Shape s = broadcast_shapes(op, a.shape(), b.shape());
-  const xt::xarray<T> x = xt::broadcast(a.value(), s), y = xt::broadcast(b.value(), s);
+  const xt::xarray<T> x = kernels::broadcast_to(a.value(), a.shape(), s),
+                      y = kernels::broadcast_to(b.value(), b.shape(), s);
   xt::xarray<bool> m = xt::xarray<bool>::from_shape(s);
   for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = f(x.data()[i], y.data()[i]);
   return m;
@@ -363,8 +363,9 @@ Tensor<T> where_impl(const xt::xarray<bool>& condition, const Tensor<T>& input,
         return broadcast_shapes("where", to_shape(condition.shape()), io);
       },
       input, other);
-  const xt::xarray<bool> c = xt::broadcast(condition, s);
-  xt::xarray<T> v = xt::where(c, xt::broadcast(input.value(), s), xt::broadcast(other.value(), s));
+  const xt::xarray<bool> c = kernels::broadcast_to(condition, to_shape(condition.shape()), s);
+  xt::xarray<T> v = xt::where(c, kernels::broadcast_to(input.value(), input.shape(), s),
+                              kernels::broadcast_to(other.value(), other.shape(), s));
   return record<T>(
       "where", std::move(v), {input, other},
       [input, other, c](const xt::xarray<T>& grad, const Node<T>&) {

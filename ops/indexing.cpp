@@ -1,12 +1,12 @@
 #include "ops/indexing.h"
 
-#include <xtensor/xbroadcast.hpp>
 #include <xtensor/xoperation.hpp>
 
 #include <algorithm>
 #include <string>
 
 #include "ops/common.h"
+#include "ops/kernels/elementwise.h"
 #include "ops/shape.h"
 
 namespace tapegrad {
@@ -17,8 +17,8 @@ Tensor<T> masked_select(const Tensor<T>& a, const xt::xarray<bool>& mask) {
   check_defined("masked_select", a);
   const Shape mshape = to_shape(mask.shape());
   const Shape bshape = broadcast_shapes("masked_select", a.shape(), mshape);
-  xt::xarray<T> ab = xt::broadcast(a.value(), bshape);
-  xt::xarray<bool> mb = xt::broadcast(mask, bshape);
+  xt::xarray<T> ab = kernels::broadcast_to(a.value(), a.shape(), bshape);
+  xt::xarray<bool> mb = kernels::broadcast_to(mask, to_shape(mask.shape()), bshape);
   std::vector<std::size_t> picked;  // flat positions in the broadcast shape
   for (std::size_t i = 0; i < mb.size(); ++i)
     if (mb.data()[i]) picked.push_back(i);
@@ -40,8 +40,8 @@ Tensor<T> masked_fill(const Tensor<T>& a, const xt::xarray<bool>& mask, scalar_t
   check_defined("masked_fill", a);
   const Shape bshape = with_names(
       [&] { return broadcast_shapes("masked_fill", a.shape(), to_shape(mask.shape())); }, a);
-  const xt::xarray<bool> mb = xt::broadcast(mask, bshape);
-  xt::xarray<T> v = xt::where(mb, T(value), xt::broadcast(a.value(), bshape));
+  const xt::xarray<bool> mb = kernels::broadcast_to(mask, to_shape(mask.shape()), bshape);
+  xt::xarray<T> v = xt::where(mb, T(value), kernels::broadcast_to(a.value(), a.shape(), bshape));
   return record<T>("masked_fill", std::move(v), {a},
                    [a, mb](const xt::xarray<T>& grad, const Node<T>&) {
                      const xt::xarray<T> g = xt::where(mb, T(0), grad);

@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include <xtensor/xadapt.hpp>
-#include <xtensor/xbroadcast.hpp>
 #include <xtensor/xreducer.hpp>
 
 #include "ops/common.h"
 #include "ops/elementwise.h"
+#include "ops/kernels/elementwise.h"
 
 namespace tapegrad {
 
@@ -49,7 +49,7 @@ Tensor<T> sum(const Tensor<T>& a) {
   check_defined("sum", a);
   xt::xarray<T> v = sum_to_shape(a.value(), Shape{});  // one loop, double accumulator
   return record<T>("sum", std::move(v), {a}, [a](const xt::xarray<T>& grad, const Node<T>&) {
-    accumulate_grad(a, xt::xarray<T>(xt::broadcast(grad, a.value().shape())), "sum");
+    accumulate_grad(a, kernels::broadcast_to(grad, Shape{}, a.shape()), "sum");
   });
 }
 
@@ -64,9 +64,7 @@ Tensor<T> sum(const Tensor<T>& a, const std::vector<long>& axes, bool keepdims) 
   v.reshape(keepdims ? kshape : reduced_shape(in_shape, ax));
   return record<T>("sum", std::move(v), {a},
                    [a, kshape](const xt::xarray<T>& grad, const Node<T>&) {
-                     xt::xarray<T> g = grad;
-                     g.reshape(kshape);
-                     accumulate_grad(a, xt::xarray<T>(xt::broadcast(g, a.value().shape())), "sum");
+                     accumulate_grad(a, kernels::broadcast_to(grad, kshape, a.shape()), "sum");
                    });
 }
 

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include <xtensor/xbroadcast.hpp>
 #include <xtensor/xreducer.hpp>
 #include <xtensor/xstrided_view.hpp>
 
 #include "ops/common.h"
+#include "ops/kernels/elementwise.h"
 #include "ops/kernels/repeat.h"
 #include "ops/shape.h"
 
@@ -20,9 +20,7 @@ template <class T>
 Tensor<T> copy_by_broadcast(const std::string& op, const Tensor<T>& a, const Shape& view,
                             const Shape& expanded, const std::vector<std::size_t>& copy_axes,
                             const Shape& out_shape) {
-  xt::xarray<T> src = a.value();
-  src.reshape(view);
-  xt::xarray<T> v = xt::broadcast(src, expanded);
+  xt::xarray<T> v = kernels::broadcast_to(a.value(), view, expanded);
   v.reshape(out_shape);
   return record<T>(op, std::move(v), {a},
                    [a, op, expanded, copy_axes](const xt::xarray<T>& grad, const Node<T>&) {

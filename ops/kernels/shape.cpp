@@ -55,8 +55,12 @@ xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape) {
 }
 
 template <class T>
-xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_t>& axes) {
+xt::xarray<T> sum_over_axes(const xt::xarray<T>& a, const std::vector<std::size_t>& all_axes) {
   const Shape in = to_shape(a.shape());
+  std::vector<std::size_t> axes;  // an axis of extent 1 sums nothing (d = 1's coordinate axis)
+  for (auto ax : all_axes)
+    if (in[ax] != 1) axes.push_back(ax);
+  if (axes.empty()) return a;
   Shape out = in;
   for (auto ax : axes) out[ax] = 1;
   xt::xarray<T> r = xt::zeros<T>(out);
