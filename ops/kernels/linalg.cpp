@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <type_traits>
 
 // cblas_sgemm / cblas_dgemm are declared by xtensor-blas (xflens/cxxblas); including OpenBLAS's
@@ -71,25 +72,40 @@ extern "C" int openblas_get_num_threads() __attribute__((weak));
 }  // namespace
 
 // out[b] = op(A[b]) op(B[b]) for every batch entry.
-// Batch entries are independent, so they are split across OpenMP threads. A large product goes to
-// BLAS; then BLAS is held to one thread meanwhile, so that 2 batch threads x 2 BLAS threads do not
-// fight over 2 cores. One large product alone (batch 1) keeps BLAS's own threading.
+// The work is split across OpenMP threads: batch entries, or, for one large product whose A is
+// not transposed, blocks of its rows (each block one BLAS call: C[rows] = A[rows] op(B)). A large
+// product goes to BLAS, and BLAS is held to one thread meanwhile: its own threads would compete
+// with the OpenMP team (whose threads spin a while after each region) for the same cores. A
+// transposed A alone keeps BLAS's own threading.
 template <class T>
 xt::xarray<T> batched_gemm(bool trans_a, bool trans_b, std::size_t batch, std::size_t M,
                            std::size_t N, std::size_t K, const T* A, const T* B) {
   xt::xarray<T> out = xt::xarray<T>::from_shape({batch, M, N});  // gemm writes every element
   T* C = out.data();
   const bool big = M * N * K >= 64 * 64 * 64;
-  const bool parallel = batch > 1 && batch * M * N * K >= kParallelGrain &&
-                        omp_get_max_threads() > 1 && (!big || openblas_set_num_threads != nullptr);
+  const int threads = omp_get_max_threads();
+  const bool can_hold_blas = !big || openblas_set_num_threads != nullptr;
+  const bool split_batch =
+      batch > 1 && batch * M * N * K >= kParallelGrain && threads > 1 && can_hold_blas;
+  const bool split_rows = batch == 1 && big && !trans_a && threads > 1 && can_hold_blas &&
+                          M >= 2 * static_cast<std::size_t>(threads);
   int blas_threads = 0;
-  if (parallel && big) {
+  if ((split_batch || split_rows) && big) {
     blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
   }
-#pragma omp parallel for if (parallel)
-  for (long b = 0; b < static_cast<long>(batch); ++b)
-    gemm(trans_a, trans_b, M, N, K, A + b * M * K, B + b * K * N, C + b * M * N);
+  if (split_rows) {
+    const std::size_t block = (M + std::size_t(threads) - 1) / std::size_t(threads);
+#pragma omp parallel for num_threads(threads)
+    for (int t = 0; t < threads; ++t) {
+      const std::size_t r0 = std::min(M, std::size_t(t) * block), r1 = std::min(M, r0 + block);
+      if (r1 > r0) gemm(false, trans_b, r1 - r0, N, K, A + r0 * K, B, C + r0 * N);
+    }
+  } else {
+#pragma omp parallel for if (split_batch)
+    for (long b = 0; b < static_cast<long>(batch); ++b)
+      gemm(trans_a, trans_b, M, N, K, A + b * M * K, B + b * K * N, C + b * M * N);
+  }
   if (blas_threads > 0) openblas_set_num_threads(blas_threads);
   return out;
 }
