@@ -244,6 +244,21 @@ def run_one(args, cfg):
     return res
 
 
+def run_timed(args, cmd):
+    """Runs a program (2 threads, the tuned allocator) once the CPUs are idle: the completed
+    process, its wall time in s, and the row's fields on the machine's load."""
+    busy, waited = wait_idle(args.idle_wait)
+    t0 = time.time()
+    b0, c0 = cpu_jiffies()[0], children_cpu_s()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(2, "tuned"),
+                       timeout=args.timeout)
+    wall = time.time() - t0
+    other = ((cpu_jiffies()[0] - b0) / os.sysconf("SC_CLK_TCK") - (children_cpu_s() - c0)) / \
+        (wall * os.cpu_count())
+    return r, wall, dict(others_cpu_during=round(max(0.0, other), 3),
+                         cpu_busy_before=round(busy, 3), wall_s=round(wall, 2))
+
+
 def run_program(args, n, w, dtype, epochs, run):
     """examples/nadaraya_watson's own training loop at width w held fixed (--lr 0), --impl fused,
     in the default environment (no OpenMP binding variables added): its epoch_seconds from
@@ -254,18 +269,9 @@ def run_program(args, n, w, dtype, epochs, run):
         cmd = [args.program, "--n-train", str(n), "--epochs", str(epochs), "--lr", "0",
                "--w-init", repr(w), "--impl", "fused", "--dtype", dtype, "--threads", "2",
                "--no-plots", "--out", out]
-        busy, waited = wait_idle(args.idle_wait)
-        t0 = time.time()
-        b0, c0 = cpu_jiffies()[0], children_cpu_s()
-        r = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(2, "tuned"),
-                           timeout=args.timeout)
-        wall = time.time() - t0
-        other = ((cpu_jiffies()[0] - b0) / os.sysconf("SC_CLK_TCK") - (children_cpu_s() - c0)) / \
-            (wall * os.cpu_count())
+        r, _, load = run_timed(args, cmd)
         res = dict(impl="program", workload="W1f", n=n, w=w, dtype=dtype, threads=2,
-                   malloc="tuned", run=run, others_cpu_during=round(max(0.0, other), 3),
-                   cpu_busy_before=round(busy, 3), wall_s=round(wall, 2),
-                   command=" ".join(cmd[:-2] + ["--out", "DIR"]))
+                   malloc="tuned", run=run, command=" ".join(cmd[:-2] + ["--out", "DIR"]), **load)
         try:
             with open(os.path.join(out, "training.json")) as f:
                 j = json.load(f)
@@ -295,20 +301,12 @@ def run_program_classes(args, classes, run):
                                         for i in range(CLASSES_N)))
         cmd = [args.program, "--task", "classification", "--epochs", "0", "--dtype", "float64",
                "--threads", "2", "--quiet", "--train", data, "--out", out]
-        busy, waited = wait_idle(args.idle_wait)
-        t0 = time.time()
-        b0, c0 = cpu_jiffies()[0], children_cpu_s()
-        r = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(2, "tuned"),
-                           timeout=args.timeout)
-        wall = time.time() - t0
-        other = ((cpu_jiffies()[0] - b0) / os.sysconf("SC_CLK_TCK") - (children_cpu_s() - c0)) / \
-            (wall * os.cpu_count())
+        r, wall, load = run_timed(args, cmd)
         res = dict(impl="program-classes", workload="classes", n=CLASSES_N, classes=classes,
                    dtype="float64", threads=2, malloc="tuned", run=run,
-                   others_cpu_during=round(max(0.0, other), 3), cpu_busy_before=round(busy, 3),
-                   wall_s=round(wall, 2), median_ms=round(1e3 * wall, 1), reps=1,
+                   median_ms=round(1e3 * wall, 1), reps=1,
                    figures=os.path.exists(os.path.join(out, "probabilities_parametric.png")),
-                   command=" ".join(cmd[:-4] + ["--train", "CSV", "--out", "DIR"]))
+                   command=" ".join(cmd[:-4] + ["--train", "CSV", "--out", "DIR"]), **load)
         if r.returncode != 0:
             res["error"] = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
     return res
