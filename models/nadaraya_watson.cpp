@@ -40,7 +40,6 @@ template <class T>
 LD max_abs(const T* v, std::size_t count) {
   T r = 0;
   int finite = 1;
-#pragma omp simd reduction(max : r) reduction(& : finite)
   for (std::size_t j = 0; j < count; ++j) {
     const T a = std::abs(v[j]);
     finite &= a <= std::numeric_limits<T>::max();

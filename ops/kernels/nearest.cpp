@@ -47,8 +47,7 @@ T distances(const T* q, const T* keys, std::size_t m, const T* w, std::size_t w_
     }
   }
   T smallest = std::numeric_limits<T>::infinity();
-  int finite = 1;
-#pragma omp simd reduction(min : smallest) reduction(& : finite)
+  int finite = 1;  // (no omp simd: clang does not vectorise a min without -ffast-math)
   for (std::size_t j = 0; j < m; ++j) {
     finite &= dist[j] <= std::numeric_limits<T>::max();  // false for inf and NaN
     smallest = std::min(smallest, dist[j]);
