@@ -29,52 +29,6 @@ xt::xarray<T> map(const xt::xarray<T>& a, F f) {
   return out;
 }
 
-// out[r, j] = f(a[r, j], row[j]): `a` seen as rows of row.size() elements.
-template <class T, class F>
-xt::xarray<T> rows(const xt::xarray<T>& a, const xt::xarray<T>& row, F f) {
-  xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape());
-  const std::size_t len = row.size(), nrows = a.size() / len;
-  const T *x = a.data(), *y = row.data();
-  T* o = out.data();
-#pragma omp parallel for if (a.size() >= kParallelGrain)
-  for (long r = 0; r < static_cast<long>(nrows); ++r) {
-    const T* xr = x + r * len;  // per-row pointers keep the inner loop contiguous to the compiler
-    T* orow = o + r * len;
-    for (std::size_t j = 0; j < len; ++j) orow[j] = f(xr[j], y[j]);
-  }
-  return out;
-}
-
-// out[r, j] = f(col[r], row[j]): a column against a row, the outer-product broadcast of
-// x_query[:, None] - x_train[None, :] (nadaraya_watson()'s differences), without materialising
-// either operand at the result's shape.
-template <class T, class F>
-xt::xarray<T> outer(const xt::xarray<T>& col, const xt::xarray<T>& row, const Shape& s, F f) {
-  xt::xarray<T> out = xt::xarray<T>::from_shape(s);
-  const std::size_t len = row.size(), nrows = col.size();
-  const T *c = col.data(), *y = row.data();
-  T* o = out.data();
-#pragma omp parallel for if (nrows * len >= kParallelGrain)
-  for (long r = 0; r < static_cast<long>(nrows); ++r) {
-    const T x = c[r];
-    T* orow = o + r * len;
-    for (std::size_t j = 0; j < len; ++j) orow[j] = f(x, y[j]);
-  }
-  return out;
-}
-
-// The shape tests of zip's fast paths: `small` is `s` with its last extent 1 (a column), or a row
-// of s.back() elements broadcast along every leading axis.
-inline bool is_column_of(const Shape& small, const Shape& s) {
-  return !s.empty() && small.size() == s.size() && small.back() == 1 &&
-         std::equal(small.begin(), small.end() - 1, s.begin());
-}
-inline bool is_row_of(const Shape& small, const Shape& s) {
-  std::size_t k = 0;
-  while (k < small.size() && small[k] == 1) ++k;
-  return !s.empty() && small.size() - k == 1 && small.back() == s.back();
-}
-
 // A broadcast of a (shape sa) and b (sb) to s in its fewest axes: the operands right-aligned to
 // s's rank, s's extents of 1 dropped, and neighbouring axes merged where each operand is repeated
 // along both or along neither (row-major data is contiguous across them). The loops then run
@@ -175,8 +129,9 @@ xt::xarray<T> broadcast_to(const xt::xarray<T>& a, const Shape& sa, const Shape&
 }
 
 // out = f(a, b) with NumPy broadcasting. Equal shapes and a one-element operand (w in the chapter's
-// (q - k) * w) are plain loops, rows and columns against matrices their own loops, and any other
-// broadcast broadcast_zip's row loop: no operand is materialised at the result's shape.
+// (q - k) * w) are flat loops; any other broadcast (a row against a matrix, a column against a
+// row, queries against keys) is broadcast_zip's row loop: no operand is materialised at the
+// result's shape.
 template <class T, class F>
 xt::xarray<T> zip(const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
   const Shape sa = to_shape(a.shape()), sb = to_shape(b.shape());
@@ -202,22 +157,6 @@ xt::xarray<T> zip(const xt::xarray<T>& a, const xt::xarray<T>& b, F f) {
     out.reshape(s);
     return out;
   }
-  // One operand a row repeated along leading axes, e.g. (n, m) - (m,) as in the chapter's
-  // X_repeat - x_train: loop over rows without materialising the repeated operand.
-  const auto trailing = [](const Shape& big, const Shape& small) {
-    std::size_t k = 0;
-    while (k < small.size() && small[k] == 1) ++k;  // leading 1s of the small shape do not matter
-    return small.size() - k <= big.size() && small.size() <= big.size() &&
-           std::equal(small.begin() + static_cast<long>(k), small.end(),
-                      big.end() - static_cast<long>(small.size() - k));
-  };
-  if (sa == s && b.size() > 0 && trailing(sa, sb))
-    return rows(a, b, [&](T x, T y) { return f(x, y); });
-  if (sb == s && a.size() > 0 && trailing(sb, sa))
-    return rows(b, a, [&](T y, T x) { return f(x, y); });
-  if (is_column_of(sa, s) && is_row_of(sb, s) && b.size() > 0) return outer(a, b, s, f);
-  if (is_column_of(sb, s) && is_row_of(sa, s) && a.size() > 0)
-    return outer(b, a, s, [&](T y, T x) { return f(x, y); });
   return broadcast_zip(a, sa, b, sb, s, f);
 }
 
