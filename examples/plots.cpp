@@ -417,7 +417,7 @@ std::string class_legend(std::size_t classes) {
 // The classes whose probability curves are drawn: every class up to kDrawnClasses, else the
 // kDrawnClasses whose probability peaks highest at some query of either pooling (ties: the lower
 // class), in class order. Both figures draw the same classes; past ~20 curves a figure is
-// unreadable, and gnuplot's time grows with every curve (1000 classes: seconds).
+// unreadable, and gnuplot's time grows with every curve.
 std::vector<std::size_t> drawn_classes(const PlotData& d) {
   std::vector<double> peak(d.classes, 0.0);
   for (const Matrix* p : {&d.probabilities_nonparametric, &d.probabilities_parametric})
